@@ -233,6 +233,12 @@ _DATE_COLUMNS = {
 
 
 _BOOL_COLUMNS = {"reps": ["active"], "availability": ["available"]}
+_INT_COLUMNS = {
+    "reps": ["daily_capacity", "max_open_leads"],
+    "availability": ["capacity"],
+    "leads": ["company_size"],
+}
+_FLOAT_COLUMNS = {"leads": ["expected_value"], "assignments": ["deal_value", "propensity"]}
 _TRUE = {"true", "t", "yes", "y", "1", "1.0", "是", "active", "available"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0", "否", "inactive", "absent"}
 
@@ -256,7 +262,22 @@ def parse_dates(values: pd.Series) -> pd.Series:
 def _parse_values(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse dates and yes/no columns from text, reporting each value that is not understood."""
     found = []
+    text_columns = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c])]
+    blank_to_na = {c: frame[c].str.strip().replace("", pd.NA) for c in text_columns}
+    frame = frame.assign(**blank_to_na)
     updates = {}
+    numeric = [(c, True) for c in _INT_COLUMNS.get(table, [])]
+    numeric += [(c, False) for c in _FLOAT_COLUMNS.get(table, [])]
+    for column, whole in numeric:
+        if column in frame and not pd.api.types.is_numeric_dtype(frame[column]):
+            parsed = pd.to_numeric(frame[column], errors="coerce")
+            bad = parsed.isna() & frame[column].notna()
+            if whole:
+                bad |= parsed.notna() & (parsed != parsed.round())
+            expected = "a whole number" if whole else "a number"
+            found.append(_rows(table, bad, frame, column, expected))
+            parsed = parsed.where(~bad)
+            updates[column] = parsed.round().astype("Int64") if whole else parsed.astype(float)
     for column in _DATE_COLUMNS[table]:
         if column in frame and not pd.api.types.is_datetime64_any_dtype(frame[column]):
             parsed = parse_dates(frame[column])

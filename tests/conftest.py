@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny valid CRM data set built by hand, and the path of the shared samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.schemas import CrmData
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def tiny_crm() -> CrmData:
+    """Three reps, five leads, four assignment rows: the smallest interesting valid data set."""
+    reps = pd.DataFrame(
+        {
+            "rep_id": ["R1", "R2", "R3"],
+            "name": ["Ana", "Bo", "Chen"],
+            "team": ["north", "north", "south"],
+            "region": ["EU", "EU", "APAC"],
+            "hire_date": ["2020-01-06", "2023-06-01", "2024-01-15"],
+            "skills": ["retail;software", "retail", ""],
+            "daily_capacity": ["5", "4", "3"],
+            "active": ["true", "yes", "0"],
+        }
+    )
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L4", "L5"],
+            "created_at": [
+                "2024-03-01 09:00",
+                "2024-03-01 10:30",
+                "2024/3/2",
+                "2024-03-04",
+                "2024-03-04 16:00:00",
+            ],
+            "source": ["web", "event", "web", "referral", "web"],
+            "industry": ["retail", "software", "retail", None, "retail"],
+            "region": ["EU", "EU", "APAC", "EU", "EU"],
+            "product": ["basic", "pro", "basic", "pro", "basic"],
+            "expected_value": ["1000", "5000.5", "800", "", "1200"],
+        }
+    )
+    assignments = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L4"],
+            "rep_id": ["R1", "R2", "R1", "R2"],
+            "assigned_at": ["2024-03-01 09:05", "2024-03-01 11:00", "2024-03-02", "2024-03-04"],
+            "first_contact_at": ["2024-03-01 10:00", None, "2024-03-03", None],
+            "status": ["won", "lost", "open", "open"],
+            "closed_at": ["2024-03-20", "2024-03-10", None, None],
+            "deal_value": ["900", "0", None, None],
+        }
+    )
+    return CrmData(reps=reps, leads=leads, assignments=assignments)
+
+
+@pytest.fixture
+def tiny() -> CrmData:
+    return tiny_crm()
+
+
+@pytest.fixture
+def maven_folder() -> Path:
+    folder = SHARED_DATA / "maven-crm-sales-opportunities"
+    if not folder.is_dir():
+        pytest.skip("the shared Maven sample is not present (../shared/data)")
+    return folder
