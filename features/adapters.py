@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from features.schemas import SCHEMAS, CrmData, parse_dates
 
@@ -164,16 +164,12 @@ class Tables(BaseModel):
     assignments: TableMapping
     availability: TableMapping | None = None
 
-    @model_validator(mode="after")
-    def _check_tables(self) -> Tables:
-        for table in SCHEMAS:
-            mapping = getattr(self, table)
-            if mapping is not None:
-                try:
-                    mapping.check_for(table)
-                except ValueError as err:
-                    raise ValueError(f"{table}: {err}") from None
-        return self
+    @field_validator("leads", "reps", "assignments", "availability")
+    @classmethod
+    def _fits_table(cls, mapping: TableMapping | None, info: ValidationInfo) -> TableMapping | None:
+        if mapping is not None:
+            mapping.check_for(info.field_name)
+        return mapping
 
 
 class ColumnMapping(BaseModel):
@@ -273,7 +269,7 @@ def _check_columns(
     for table in SCHEMAS:
         spec = getattr(mapping.tables, table)
         if spec is not None:
-            needed = {column: f"{table}.{name}" for name, column in spec.columns.items()}
+            needed = {column: f"mapped to {table}.{name}" for name, column in spec.columns.items()}
             lines += _missing(spec.file, frames[table], needed, files, f"needed for {table}")
     if lines:
         raise MappingError("\n".join(dict.fromkeys(lines)))
@@ -294,7 +290,7 @@ def _missing(
             + ", ".join(sorted(files))
         ]
     return [
-        f"{file} has no column {column!r} (mapped to {use}); its columns are: "
+        f"{file} has no column {column!r} ({use}); its columns are: "
         + ", ".join(map(str, frame.columns))
         for column, use in needed.items()
         if column not in frame.columns
@@ -325,11 +321,13 @@ def _map_table(
             empty = out[column].isna()
             if empty.any():
                 out[column] = out[column].astype(object).where(~empty, value)
-                repairs.append(f"{table}.{column}: {_n(empty.sum())} empty values set to {value!r}")
+                repairs.append(
+                    f"{table}.{column}: {_plural(empty.sum(), 'empty value')} set to {value!r}"
+                )
         else:
             out[column] = value
             repairs.append(
-                f"{table}.{column}: not in the export, set to {value!r} for all {_n(len(out))} rows"
+                f"{table}.{column}: not in the export, set to {value!r} in all {_plural(len(out), 'row')}"
             )
     if spec.distinct:
         out = _distinct(table, out, spec, repairs)
@@ -372,7 +370,7 @@ def _recode(
         kept = as_text[rest].value_counts()
         shown = [f"{raw!r} ({_n(count)})" for raw, count in kept.head(10).items()]
         repairs.append(
-            f"{table}.{column}: {_n(len(kept))} values not in the mapping kept as they are: "
+            f"{table}.{column}: {_plural(len(kept), 'value')} not in the mapping kept as they are: "
             + ", ".join(shown)
         )
     return out
@@ -388,7 +386,7 @@ def _clean_number(table: str, column: str, values: pd.Series, repairs: list[str]
         return values
     repairs.append(
         f"{table}.{column}: thousands separators or currency signs removed from "
-        f"{_n(fancy.sum())} values"
+        f"{_plural(fancy.sum(), 'value')}"
     )
     return values.where(~fancy, values.str.replace(r"[$€£¥,\s]", "", regex=True))
 
@@ -411,8 +409,8 @@ def _parse_format(
     if len(bad):
         examples = ", ".join(repr(v) for v in bad.drop_duplicates().head(5))
         errors.append(
-            f"{table}.{column}: {_n(len(bad))} values of {spec.file} column {raw!r} do not "
-            f"match date_format {spec.date_format!r}, e.g. {examples}; fix the values or the "
+            f"{table}.{column}: {spec.file} column {raw!r} has {_plural(len(bad), 'value')} not "
+            f"matching date_format {spec.date_format!r}, e.g. {examples}; fix the values or the "
             "date_format"
         )
     return parsed.astype("datetime64[ns]")
@@ -426,7 +424,7 @@ def _distinct(
     out = keyed.groupby(key, sort=False, as_index=False).first()
     repairs.append(
         f"{table}: one row per distinct {key} of {spec.file} "
-        f"({_n(len(out))} {table} from {_n(len(frame))} rows)"
+        f"({_n(len(out))} {table} from {_plural(len(frame), 'row')})"
     )
     return out[list(frame.columns)]
 
@@ -439,7 +437,7 @@ def _derive_assignments(
     no_owner = asg["rep_id"].isna()
     if no_owner.any():
         repairs.append(
-            f"assignments: {_n(no_owner.sum())} rows of {spec.file} have no rep_id: "
+            f"assignments: {_plural(no_owner.sum(), 'row')} of {spec.file} without a rep_id: "
             "those leads are unassigned"
         )
         asg = asg[~no_owner].reset_index(drop=True)
@@ -448,7 +446,7 @@ def _derive_assignments(
         asg = asg.assign(assigned_at=asg["lead_id"].map(created))
         repairs.append(
             "assignments.assigned_at: not in the export, set to the lead's created_at "
-            f"for {_n(len(asg))} rows"
+            f"for {_plural(len(asg), 'row')}"
         )
     if "closed_at" in asg:
         stale = (asg["status"] == "open").fillna(False).astype(bool) & asg["closed_at"].notna()
@@ -456,7 +454,7 @@ def _derive_assignments(
             # CRMs fill "Close Date" with the *expected* close date of open deals.
             asg = asg.assign(closed_at=asg["closed_at"].where(~stale))
             repairs.append(
-                f"assignments.closed_at: cleared for {_n(stale.sum())} open rows "
+                f"assignments.closed_at: cleared for {_plural(stale.sum(), 'open row')} "
                 "(an expected close date is not a close date)"
             )
     return asg
@@ -485,7 +483,9 @@ def _derive_reps(
         repairs.extend(notes)
     if "active" not in reps:
         reps = reps.assign(active=True)
-        repairs.append(f"reps.active: not in the export, set to True for all {_n(len(reps))} reps")
+        repairs.append(
+            f"reps.active: not in the export, set to True for all {_plural(len(reps), 'rep')}"
+        )
     if "name" not in reps:
         reps = reps.assign(name=reps["rep_id"])
         repairs.append("reps.name: not in the export, set to the rep_id")
@@ -695,7 +695,7 @@ def adapt_maven(raw: Mapping[str, pd.DataFrame]) -> AdapterResult:
         lines += _missing(
             f"{stem}.csv",
             raw.get(stem),
-            dict.fromkeys(columns, "the maven mapping"),
+            dict.fromkeys(columns, "needed by the maven mapping"),
             list(raw),
             "needed by the maven mapping",
         )
@@ -729,14 +729,14 @@ def _maven_products(
         count = int((names == name).sum())
         if fixed is None:
             repairs.append(
-                f"product {name!r} is not in products.csv ({_n(count)} deals): "
+                f"product {name!r} is not in products.csv ({_plural(count, 'deal')}): "
                 "expected_value left empty"
             )
         else:
             names = names.mask(names == name, fixed)
             repairs.append(
                 f"product {name!r} renamed to {fixed!r} (its name in products.csv) "
-                f"in {_n(count)} deals"
+                f"in {_plural(count, 'deal')}"
             )
     return pipeline.assign(product=names)
 
@@ -790,7 +790,7 @@ def _maven_values(deals: pd.DataFrame, repairs: list[str]) -> pd.DataFrame:
     lost_zero = (deals["deal_stage"] == "Lost") & (pd.to_numeric(deals["close_value"]) == 0)
     if lost_zero.any():
         repairs.append(
-            f"{_n(lost_zero.sum())} lost deals have close_value 0: deal_value left empty "
+            f"{_plural(lost_zero.sum(), 'lost deal')} with close_value 0: deal_value left empty "
             "(0 is what a lost deal earned, not its size)"
         )
     return deals.assign(close_value=deals["close_value"].mask(lost_zero))
@@ -812,7 +812,7 @@ def _maven_dates(deals: pd.DataFrame, repairs: list[str]) -> tuple[pd.DataFrame,
         )
     repairs.append(
         f"first_contact_at set to engage_date (the day the agent began engaging) for "
-        f"{_n(engaged.sum())} deals"
+        f"{_plural(engaged.sum(), 'deal')}"
     )
     created = deals["engage_date"].fillna(f"{as_of:%Y-%m-%d}")
     return deals.assign(created=created), as_of
