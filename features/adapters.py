@@ -44,8 +44,12 @@ _COLUMNS = {table: model.to_schema().columns for table, model in SCHEMAS.items()
 _KEYS = {"reps": "rep_id", "leads": "lead_id"}
 # Required columns that must never be empty but that a mapping may leave out because they are
 # derived (see the module docstring); every other required non-nullable column must be mapped.
-_DERIVABLE = {("reps", "hire_date"), ("reps", "daily_capacity"), ("reps", "active")}
-_DERIVABLE |= {("assignments", "assigned_at")}
+_DERIVABLE = {
+    ("reps", "hire_date"),
+    ("reps", "daily_capacity"),
+    ("reps", "active"),
+    ("assignments", "assigned_at"),
+}
 # The share of days a derived daily capacity covers: a rep's volume on a busy, not record, day.
 CAPACITY_QUANTILE = 0.9
 _NUMBER = re.compile(r"[$€£¥]?\s*-?\d{1,3}(,\d{3})+(\.\d+)?|[$€£¥]\s*-?\d+(\.\d+)?")
@@ -303,8 +307,8 @@ def _map_table(
     """Rename, clean, recode and fill one table; rows stay in the raw file's order."""
     out = pd.DataFrame(
         {canonical: _clean_text(raw[column]) for canonical, column in spec.columns.items()},
-        index=raw.index,
-    ).reset_index(drop=True)
+        index=pd.RangeIndex(len(raw)),
+    )
     for column, recode in spec.values.items():
         out[column] = _recode(table, column, out[column], recode, repairs)
     for column in list(out.columns):
