@@ -37,7 +37,9 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipelines.config import ConfigError
         from pipelines.io import DataError
+        from pipelines.tracking import TrackingError
 
         try:
             return command(*args, **kwargs)
@@ -46,7 +48,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             if err.problems is not None:
                 _print_problems(err.problems)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        except (UserError, FileNotFoundError) as err:
+        except (UserError, ConfigError, TrackingError, FileNotFoundError) as err:
             err_console.print(f"[bold red]error:[/] {err}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
@@ -143,3 +145,18 @@ def simulate(
     _print_mapping(f"simulated {scenario!r} world, seed {seed}", describe_crm(world.data))
     size = sum(p.stat().st_size for p in written.values())
     console.print(f"wrote {len(written)} files ({size / 1e6:.1f} MB) to {out} in {elapsed:.1f} s")
+
+
+@app.command()
+@_friendly
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's data and outputs.")] = Path(
+        "data/demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
+) -> None:
+    """The whole job on embedded defaults: simulate a small CRM, validate it, train, recommend."""
+    data_dir = out / "crm"
+    simulate(out=data_dir, scenario="small", seed=seed)
+    validate(path=data_dir, mapping=None)
+    console.print(f"\nNext: [bold]uv run leadmatch validate {data_dir}[/] to check it again.")

@@ -153,6 +153,11 @@ def _load_mapped(folder: Path, mapping: str | Path) -> LoadedData:
 
     raw = read_raw_folder(folder)
     try:
+        if Path(mapping).suffix.lower() in (".yaml", ".yml"):
+            path = Path(mapping)
+            if not path.is_file():
+                raise DataError(f"{path}: no such mapping file")
+            mapping = adapters.ColumnMapping.from_yaml(path.read_text(encoding="utf-8"))
         result = adapters.adapt(raw, adapters.resolve_mapping(mapping))
     except adapters.MappingError as err:
         raise DataError(f"{folder}: {err}") from err

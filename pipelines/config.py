@@ -1,0 +1,122 @@
+"""The one typed configuration of leadmatch, loaded from a single YAML file at the entry point.
+
+Each library receives only its slice: ``features`` (FeatureConfig), ``model`` (ModelConfig),
+``matching`` (MatchingConfig); the pipelines read ``recommend``, ``paths`` and ``tracking``.
+Every field has a documented default, so an empty file (or none) is a valid configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.config import FeatureConfig
+from models.config import ModelConfig
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, not YAML, or has invalid values."""
+
+
+class TrackingConfig(BaseModel):
+    """Where MLflow stores runs and models."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uri: str | None = Field(
+        None,
+        description=(
+            "MLflow tracking URI (e.g. http://mlflow:5000 or postgresql://...). "
+            "MLFLOW_TRACKING_URI overrides it; when neither is set, a SQLite store under `root`."
+        ),
+    )
+    root: Path = Field(
+        Path(".leadmatch"),
+        description="Folder of the local MLflow store (mlflow.db) and its artifacts.",
+    )
+
+
+class Paths(BaseModel):
+    """Default locations of outputs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recommendations: Path = Field(
+        Path("data/recommendations"),
+        description="Folder under which each nightly run writes <run_date>/.",
+    )
+
+
+class RecommendConfig(BaseModel):
+    """The nightly recommendation run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sla_days: float = Field(
+        3.0,
+        gt=0,
+        description=(
+            "An open lead whose rep has made no first contact within this many days is reclaimed "
+            "into the pool and re-matched, excluding that rep."
+        ),
+    )
+    max_lead_age_days: int = Field(
+        30,
+        gt=0,
+        description="Unassigned or reclaimed leads older than this are left out (and counted).",
+    )
+    score_chunk_rows: int = Field(
+        200_000,
+        gt=0,
+        description="Lead x rep pairs scored at a time, which bounds memory.",
+    )
+
+
+class LeadmatchConfig(BaseModel):
+    """Everything leadmatch can be told, with its defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = Field(0, description="Seed for everything random outside the model slice.")
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    paths: Paths = Field(default_factory=Paths)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def digest(self) -> str:
+        """A short, stable hash of the whole configuration (logged with every run)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_config(path: Path | None = None) -> LeadmatchConfig:
+    """Load and validate the YAML config at ``path`` (None: all defaults).
+
+    Raises :class:`ConfigError` naming the file and each invalid field.
+    """
+    if path is None:
+        return LeadmatchConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the config must be a mapping of sections (features:, model:, ...)"
+        )
+    try:
+        return LeadmatchConfig.model_validate(raw)
+    except ValidationError as err:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        ]
+        raise ConfigError(f"{path}: invalid configuration:\n" + "\n".join(lines)) from err
