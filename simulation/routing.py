@@ -268,7 +268,8 @@ def _resolve(
     contact_days = np.where(prompt, rng.exponential(reps.contact_days[rep]), rng.uniform(3, 21, n))
     contacted = won | (rng.random(n) < reps.contact_rate[rep])
     after_contact = np.where(won, rng.gamma(2.0, 15.0, n), rng.gamma(1.5, 12.0, n))
-    gone_cold = rng.uniform(window_days / 3, window_days, n)
+    # Leads nobody ever calls are closed as lost when the CRM's stale-lead cleanup finds them.
+    gone_cold = rng.uniform(window_days / 6, window_days / 2, n)
     close_days = np.clip(
         np.where(contacted, contact_days + after_contact, gone_cold), 1.0, window_days
     )
