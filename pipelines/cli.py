@@ -7,6 +7,7 @@ message and a non-zero exit code; tracebacks are for bugs only.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +28,20 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 
+# Prefect reads these when it is first imported: an in-process server needs longer than the
+# default 20 s to start on a small machine, and nothing should phone home.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+@app.callback()
+def _setup() -> None:
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
 
 class UserError(Exception):
     """A mistake the user can fix; printed without a traceback."""
@@ -40,6 +55,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         from pipelines.config import ConfigError
         from pipelines.io import DataError
         from pipelines.tracking import TrackingError
+        from pipelines.train import TrainingDataError
 
         try:
             return command(*args, **kwargs)
@@ -48,7 +64,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             if err.problems is not None:
                 _print_problems(err.problems)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        except (UserError, ConfigError, TrackingError, FileNotFoundError) as err:
+        except (UserError, ConfigError, TrackingError, TrainingDataError, FileNotFoundError) as err:
             err_console.print(f"[bold red]error:[/] {err}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
@@ -145,6 +161,37 @@ def simulate(
     _print_mapping(f"simulated {scenario!r} world, seed {seed}", describe_crm(world.data))
     size = sum(p.stat().st_size for p in written.values())
     console.print(f"wrote {len(written)} files ({size / 1e6:.1f} MB) to {out} in {elapsed:.1f} s")
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML config file (default: built-in defaults).")
+]
+
+
+@app.command()
+@_friendly
+def train(
+    data: Annotated[Path, typer.Option(help="Data folder with the CRM history.")],
+    config: ConfigOption = None,
+    mapping: MappingOption = None,
+) -> None:
+    """Train the calibrated lead x rep model, compare it with baselines, register it in MLflow."""
+    from pipelines.config import load_config
+    from pipelines.train import metrics_table, train_flow
+
+    settings = load_config(config)
+    with console.status("training: load, features, fit, evaluate, log (about a minute)..."):
+        summary = train_flow(data, settings, mapping)
+    table = Table(title=f"held-out metrics ({summary.n_test} pairs, trained on {summary.n_train})")
+    metrics = metrics_table(summary)
+    table.add_column("model")
+    for column in metrics.columns:
+        table.add_column(column, justify="right")
+    for name, row in metrics.iterrows():
+        table.add_row(name, *(f"{v:.4f}" for v in row))
+    console.print(table)
+    console.print(f"rep signal: {summary.rep_signal}")
+    console.print(f"registered leadmatch-pair version {summary.version}: {summary.decision}")
 
 
 @app.command()

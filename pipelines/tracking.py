@@ -21,6 +21,16 @@ class TrackingError(Exception):
     """The MLflow store cannot be reached or read; the CLI prints it without a traceback."""
 
 
+def quiet_mlflow() -> None:
+    """Keep MLflow's informational chatter (schema hints, uv detection) out of the user's terminal."""
+    import logging
+    import warnings
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+    warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
+
+
 def tracking_uri(config: TrackingConfig) -> str:
     """The MLflow tracking URI in force: environment first, then config, then the local default."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or config.uri
