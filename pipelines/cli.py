@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.errors import UserFacingError
+
 app = typer.Typer(
     name="leadmatch",
     help="Fair, explainable, model-driven assignment of sales leads to sales reps.",
@@ -43,8 +45,8 @@ def _setup() -> None:
         os.environ.setdefault(key, value)
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed without a traceback."""
+class UserError(UserFacingError):
+    """A bad command-line option."""
 
 
 def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,10 +54,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pipelines.config import ConfigError
         from pipelines.io import DataError
-        from pipelines.tracking import TrackingError
-        from pipelines.train import TrainingDataError
 
         try:
             return command(*args, **kwargs)
@@ -64,7 +63,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             if err.problems is not None:
                 _print_problems(err.problems)
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        except (UserError, ConfigError, TrackingError, TrainingDataError, FileNotFoundError) as err:
+        except (UserFacingError, FileNotFoundError) as err:
             err_console.print(f"[bold red]error:[/] {err}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
 

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.config import FeatureConfig
 from models.config import ModelConfig
+from pipelines.errors import UserFacingError
 
 
-class ConfigError(Exception):
+class ConfigError(UserFacingError):
     """The configuration file is missing, not YAML, or has invalid values."""
 
 

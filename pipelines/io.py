@@ -21,13 +21,14 @@ from pathlib import Path
 import pandas as pd
 
 from features.schemas import CrmData, CrmValidationError, validate_crm
+from pipelines.errors import UserFacingError
 
 CANONICAL_STEMS = ("reps", "leads", "assignments", "availability")
 REQUIRED_STEMS = ("reps", "leads", "assignments")
 ENCODINGS = ("utf-8-sig", "gb18030")
 
 
-class DataError(Exception):
+class DataError(UserFacingError):
     """A problem with the user's data or paths; the CLI prints it without a traceback."""
 
     def __init__(self, message: str, problems: pd.DataFrame | None = None):

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.errors import UserFacingError
+
 if TYPE_CHECKING:
     from pipelines.config import TrackingConfig
 
@@ -17,7 +19,7 @@ REGISTERED_MODEL = "leadmatch-pair"
 CHAMPION = "champion"
 
 
-class TrackingError(Exception):
+class TrackingError(UserFacingError):
     """The MLflow store cannot be reached or read; the CLI prints it without a traceback."""
 
 

@@ -19,6 +19,7 @@ from features.schemas import CrmData
 from models.evaluation import evaluate
 from models.training import PAIR, TrainingResult, train_and_evaluate
 from pipelines.config import LeadmatchConfig
+from pipelines.errors import UserFacingError
 from pipelines.io import LoadedData, load_data_folder
 from pipelines.tracking import CHAMPION, REGISTERED_MODEL, quiet_mlflow, use_experiment
 
@@ -39,7 +40,7 @@ class TrainSummary:
     n_test: int
 
 
-class TrainingDataError(Exception):
+class TrainingDataError(UserFacingError):
     """The data cannot support a model (too few outcomes, one class, ...)."""
 
 

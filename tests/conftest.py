@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from features.schemas import CrmData
+
+# Prefect reads its settings when first imported: keep its database out of the user's home and give
+# its temporary server time to start on a small machine.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="leadmatch-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -68,3 +76,39 @@ def maven_folder() -> Path:
     if not folder.is_dir():
         pytest.skip("the shared Maven sample is not present (../shared/data)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for the whole session (starting one costs ~25 s here)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
+def small_world():
+    """The seeded `small` simulated world, shared by the session (do not mutate it)."""
+    from simulation import simulate
+
+    return simulate("small", seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_folder(small_world, tmp_path_factory):
+    """The `small` world written as a canonical data folder."""
+    from pipelines.io import write_data_folder
+
+    folder = tmp_path_factory.mktemp("small") / "crm"
+    write_data_folder(small_world.data, folder)
+    return folder
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    """A tracking config whose MLflow store lives in a fresh temporary folder."""
+    from pipelines.config import TrackingConfig
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return TrackingConfig(root=tmp_path / "mlflow")

@@ -46,3 +46,32 @@ def test_validate_missing_folder_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["validate", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "no such folder" in result.output
+
+
+def test_simulate_writes_a_valid_folder_and_is_deterministic(tmp_path):
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["simulate", "--scenario", "small", "--seed", "3", "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    for stem in ("reps", "leads", "assignments", "availability"):
+        assert (tmp_path / "a" / f"{stem}.csv").read_bytes() == (tmp_path / "b" / f"{stem}.csv").read_bytes()
+    assert runner.invoke(app, ["validate", str(tmp_path / "a")]).exit_code == 0
+
+
+def test_simulate_unknown_scenario_lists_the_choices(tmp_path):
+    result = runner.invoke(app, ["simulate", "--scenario", "huge", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "choose one of default, null, null_small, small" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_validate_maven_sample_through_the_builtin_mapping(maven_folder):
+    result = runner.invoke(app, ["validate", str(maven_folder), "--mapping", "maven"])
+    assert result.exit_code == 0, result.output
+    assert "GTXPro" in result.output
+    assert "8800" in result.output
+
+
+def test_validate_with_an_unknown_mapping_is_a_clear_error(maven_folder):
+    result = runner.invoke(app, ["validate", str(maven_folder), "--mapping", "salesfarce"])
+    assert result.exit_code == 2
+    assert "maven" in result.output
