@@ -1,0 +1,303 @@
+"""Lead x rep pair features, built by the same code for training and for scoring.
+
+A *pair* is (lead, rep, at): the lead handed to the rep at time ``at``. Training pairs are the
+historical assignments (``at`` = ``assigned_at``, with the target ``won``); scoring pairs are new
+leads x candidate reps (``at`` = the run's ``as_of``). Both go through :func:`_pair_frame`, so
+training and serving cannot drift apart, and every feature uses only outcomes decided strictly
+before ``at``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing.pandas import Series
+from scipy.special import expit, logit
+
+from features.config import FeatureConfig
+from features.leads import (
+    LEAD_CATEGORICAL,
+    LEAD_HISTORY,
+    LEAD_NUMERIC,
+    lead_features,
+    lead_history_features,
+)
+from features.reps import (
+    REP_FEATURES,
+    OutcomeHistory,
+    as_ns,
+    history_start,
+    index_history,
+    outcome_events,
+    rep_features,
+    rep_win_rates,
+    shrink,
+)
+from features.schemas import CrmData
+
+KEY_COLUMNS = ["lead_id", "rep_id", "at"]
+TARGET = "won"
+
+
+class PairFeatures(pa.DataFrameModel):
+    """One row per (lead, rep, at) pair. Segment columns follow ``FeatureConfig.segment_columns``
+    (``rep_<segment>_outcomes``, ``rep_<segment>_win_rate``), skill columns follow
+    ``FeatureConfig.skill_columns`` (``skill_match_<column>``); ``x_*`` lead columns pass through."""
+
+    lead_id: Series[str] = pa.Field()
+    rep_id: Series[str] = pa.Field()
+    at: Series[pd.Timestamp] = pa.Field()
+    won: Series[pd.Int8Dtype] | None = pa.Field(isin=[0, 1])
+    decided_at: Series[pd.Timestamp] | None = pa.Field()
+    mature: Series[bool] | None = pa.Field()
+    source: Series[str] = pa.Field(nullable=True)
+    industry: Series[str] = pa.Field(nullable=True)
+    region: Series[str] = pa.Field(nullable=True)
+    product: Series[str] = pa.Field(nullable=True)
+    company_size: Series[float] = pa.Field(nullable=True, ge=0)
+    expected_value: Series[float] = pa.Field(nullable=True, ge=0)
+    created_weekday: Series[float] = pa.Field(ge=0, le=6)
+    created_hour: Series[float] = pa.Field(ge=0, le=23)
+    lead_age_days: Series[float] = pa.Field()
+    account_outcomes: Series[float] = pa.Field(ge=0)
+    account_win_rate: Series[float] = pa.Field(ge=0, le=1)
+    rep_tenure_days: Series[float] = pa.Field(nullable=True)
+    rep_outcomes: Series[float] = pa.Field(ge=0)
+    rep_win_rate: Series[float] = pa.Field(ge=0, le=1)
+    rep_open_load: Series[float] = pa.Field(ge=0)
+    rep_recent_volume: Series[float] = pa.Field(ge=0)
+    rep_daily_capacity: Series[float] = pa.Field(nullable=True, ge=0)
+    rep_load_per_capacity: Series[float] = pa.Field(nullable=True, ge=0)
+    skill_match_industry: Series[float] | None = pa.Field(isin=[0.0, 1.0])
+    skill_match_product: Series[float] | None = pa.Field(isin=[0.0, 1.0])
+    region_match: Series[float] = pa.Field(isin=[0.0, 1.0])
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+def segment_feature_columns(config: FeatureConfig) -> list[str]:
+    """The rep-in-segment columns of a pair frame, for the configured segment columns."""
+    return [
+        f"rep_{segment}_{kind}"
+        for segment in config.segment_columns
+        for kind in ("outcomes", "win_rate")
+    ]
+
+
+def feature_columns(pairs: pd.DataFrame, *, rep_information: bool = True) -> tuple[list, list]:
+    """The model inputs of a pair frame: (categorical columns, numeric columns).
+
+    With ``rep_information=False`` only what is known about the lead itself (the lead-only
+    baseline): no rep, rep-in-segment or match column.
+    """
+    extras = [c for c in pairs.columns if str(c).startswith("x_")]
+    categorical = LEAD_CATEGORICAL + [c for c in extras if not _is_number(pairs[c])]
+    numeric = LEAD_NUMERIC + LEAD_HISTORY + [c for c in extras if _is_number(pairs[c])]
+    if rep_information:
+        segment = [c for c in pairs.columns if _is_segment_feature(str(c))]
+        skills = [c for c in pairs.columns if str(c).startswith("skill_match_")]
+        numeric += REP_FEATURES + segment + skills + ["region_match"]
+    return categorical, numeric
+
+
+def default_as_of(data: CrmData) -> pd.Timestamp:
+    """Midnight after the latest assignment or close in ``data``: everything recorded is before it."""
+    asg = data.assignments
+    latest = pd.concat([asg["assigned_at"], asg["closed_at"]]).max()
+    if pd.isna(latest):
+        raise ValueError("the data has no assignments: there is no history to learn from")
+    return pd.Timestamp(latest).normalize() + pd.Timedelta(days=1)
+
+
+def build_training_pairs(
+    data: CrmData, *, as_of: pd.Timestamp | None = None, config: FeatureConfig | None = None
+) -> pd.DataFrame:
+    """Training pairs: one per historical assignment whose target is known before ``as_of``.
+
+    ``data`` holds validated canonical tables; ``as_of`` (default :func:`default_as_of`) is the
+    moment of the snapshot: outcomes recorded at or after it are treated as not yet known. The
+    target ``won`` (Int8, 0/1) is "won within ``conversion_window_days`` of ``assigned_at``";
+    assignments still open and younger than the window are left out, not counted as lost.
+    Returns a :class:`PairFeatures` frame sorted by ``at`` (then lead_id, rep_id), with
+    ``decided_at`` (when the target became known), ``mature`` (the whole window has passed, so
+    the label is final and unbiased; early-decided labels over-represent quick outcomes) and
+    ``propensity`` when the history has it.
+    """
+    config = config or FeatureConfig()
+    as_of = default_as_of(data) if as_of is None else pd.Timestamp(as_of)
+    asg = data.assignments
+    events = outcome_events(asg, window_days=config.conversion_window_days)
+    known = (events["decided_at"] < as_of).to_numpy()
+    rows = asg.loc[known]
+    pairs = pd.DataFrame(
+        {
+            "lead_id": rows["lead_id"].astype("str"),
+            "rep_id": rows["rep_id"].astype("str"),
+            "at": rows["assigned_at"].astype("datetime64[ns]"),
+        }
+    )
+    history = index_history(asg, data.leads, data.reps, config)
+    out = _pair_frame(pairs, lead_features(data.leads), history)
+    extra = {TARGET: events.loc[known, "won_in_window"].astype("Int8").to_numpy()}
+    extra["decided_at"] = events.loc[known, "decided_at"].to_numpy()
+    window = pd.Timedelta(days=config.conversion_window_days)
+    extra["mature"] = (rows["assigned_at"] + window <= as_of).to_numpy()
+    if "propensity" in rows:
+        extra["propensity"] = rows["propensity"].astype(float).to_numpy()
+    out = pd.concat(
+        [out[KEY_COLUMNS], pd.DataFrame(extra, index=out.index), out.drop(columns=KEY_COLUMNS)],
+        axis=1,
+    )
+    out = out.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+    return PairFeatures.validate(out, lazy=True)
+
+
+def build_scoring_pairs(
+    data: CrmData,
+    leads: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    config: FeatureConfig | None = None,
+    candidates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Scoring pairs: ``leads`` (canonical leads table, new or already in ``data``) x reps, as of
+    ``as_of``.
+
+    ``data`` is the CRM history (reps, leads, assignments); only what was decided strictly before
+    ``as_of`` is used. ``candidates`` (columns ``lead_id``, ``rep_id``) limits the pairs; by
+    default every lead is paired with every active rep. Returns a :class:`PairFeatures` frame
+    (no ``won``) in the order of ``candidates`` (default: lead order, then rep order).
+    """
+    config = config or FeatureConfig()
+    as_of = pd.Timestamp(as_of)
+    if candidates is None:
+        rep_ids = data.reps.loc[data.reps["active"].astype(bool), "rep_id"].to_numpy(dtype=object)
+        lead_ids = leads["lead_id"].to_numpy(dtype=object)
+        candidates = pd.DataFrame(
+            {
+                "lead_id": np.repeat(lead_ids, len(rep_ids)),
+                "rep_id": np.tile(rep_ids, len(lead_ids)),
+            }
+        )
+    pairs = pd.DataFrame(
+        {
+            "lead_id": candidates["lead_id"].astype("str").to_numpy(),
+            "rep_id": candidates["rep_id"].astype("str").to_numpy(),
+            "at": np.full(len(candidates), as_of.to_datetime64(), dtype="datetime64[ns]"),
+        }
+    )
+    all_leads = pd.concat([data.leads, leads], ignore_index=True).drop_duplicates(
+        "lead_id", keep="last"
+    )
+    history = index_history(data.assignments, data.leads, data.reps, config)
+    out = _pair_frame(pairs, lead_features(all_leads), history)
+    return PairFeatures.validate(out, lazy=True)
+
+
+def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame:
+    """Features of the rep ``rep_id`` for the lead described by the query row, as of ``at``.
+
+    ``queries`` has ``rep_id``, ``at`` and the lead's segment and skill columns (``industry``,
+    ``source``, ``product``, ``region``). Returns, on the queries' index, for each configured
+    segment ``rep_<segment>_outcomes`` (the rep's decided outcomes in the lead's segment value,
+    within the history window) and ``rep_<segment>_win_rate`` (their won-in-window rate, shrunk
+    towards what the rep's overall rate and the segment's rate predict together), then
+    ``skill_match_<column>`` for each configured skill column (1.0 if the lead's value, e.g. its
+    industry, is one of the rep's skills) and
+    ``region_match`` (1.0 if the lead's region is the rep's region).
+    """
+    config = history.config
+    rep_ids = queries["rep_id"]
+    at = as_ns(queries["at"])
+    since = history_start(config, at)
+    rates = rep_win_rates(history, rep_ids, at)
+    rep_keys = history.codes("rep", rep_ids)
+    out = {}
+    for segment in config.segment_columns:
+        keys = history.codes(segment, queries[segment])
+        n_seg, w_seg = history.outcomes_by_segment[segment].before(keys, at, since)
+        segment_rate = shrink(w_seg, n_seg, rates.company, config.shrinkage_strength)
+        # Without a record in the segment, expect the rep's overall edge applied to the
+        # segment's own rate (additive on the log-odds scale).
+        prior = expit(_logit(rates.rep) + _logit(segment_rate) - _logit(rates.company))
+        both = (rep_keys >= 0) & (keys >= 0)
+        pair_keys = np.where(both, rep_keys * len(history.vocabularies[segment]) + keys, -1)
+        n, w = history.outcomes_by_rep_segment[segment].before(pair_keys, at, since)
+        out[f"rep_{segment}_outcomes"] = n
+        out[f"rep_{segment}_win_rate"] = shrink(w, n, prior, config.segment_shrinkage_strength)
+    for column in config.skill_columns:
+        out[f"skill_match_{column}"] = _skill_match(rep_ids, queries[column], history).astype(float)
+    rep_region = history.reps["region"].reindex(rep_ids).to_numpy(dtype=object)
+    lead_region = queries["region"].to_numpy(dtype=object)
+    out["region_match"] = (pd.notna(rep_region) & (rep_region == lead_region)).astype(float)
+    return pd.DataFrame(out, index=queries.index)
+
+
+def _pair_frame(pairs: pd.DataFrame, leads: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame:
+    """``pairs`` (lead_id, rep_id, at) with lead, rep and pair features as of ``at``; ``leads``
+    is :func:`features.leads.lead_features` of (at least) the pairs' leads."""
+    position = leads.index.get_indexer(pairs["lead_id"])
+    if (position < 0).any():
+        missing = pairs["lead_id"].to_numpy(dtype=object)[position < 0]
+        raise ValueError(
+            f"{len(missing)} pair(s) refer to leads missing from the leads table, e.g. "
+            f"{list(dict.fromkeys(missing))[:5]}: pass the leads of every pair"
+        )
+    lead_part = leads.iloc[position].reset_index(drop=True)
+    lead_part.index = pairs.index
+    queries = pd.concat([pairs, lead_part], axis=1)
+    return pd.concat(
+        [
+            queries.drop(columns=["created_at", "account_id"], errors="ignore"),
+            lead_history_features(queries, history),
+            rep_features(queries, history),
+            pair_features(queries, history),
+        ],
+        axis=1,
+    )
+
+
+def _skill_match(rep_ids: np.ndarray, values: pd.Series, history: OutcomeHistory) -> np.ndarray:
+    """Whether each lead value is one of its rep's ';'-separated skills (whole tags, any case).
+
+    Decided once per distinct (rep, value), not once per pair.
+    """
+    tag_sets = {
+        rep: {tag.strip().lower() for tag in str(text).split(";") if tag.strip()}
+        for rep, text in history.reps["skills"].dropna().items()
+    }
+    rep_codes, rep_uniques = pd.factorize(np.asarray(rep_ids, dtype=object))
+    value_codes, value_uniques = pd.factorize(values.to_numpy(dtype=object))
+    # Missing values have code -1; shift so they get a slot of their own and never match.
+    stride = len(value_uniques) + 1
+    distinct, inverse = np.unique(rep_codes * stride + value_codes + 1, return_inverse=True)
+    hit = np.array(
+        [
+            code % stride > 0
+            and str(value_uniques[code % stride - 1]).strip().lower()
+            in tag_sets.get(rep_uniques[code // stride], ())
+            for code in distinct
+        ],
+        dtype=bool,
+    )
+    return hit[inverse]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return logit(np.clip(p, 1e-6, 1 - 1e-6))
+
+
+def _is_number(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _is_segment_feature(column: str) -> bool:
+    return (
+        re.fullmatch(r"rep_(industry|source|product|region)_(outcomes|win_rate)", column)
+        is not None
+    )

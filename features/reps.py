@@ -1,0 +1,287 @@
+"""Rep features as of a moment: tenure, shrunk trailing win rate, open load, recent volume.
+
+Everything here is point-in-time: a feature of rep r at time t uses only what was known strictly
+before t. The history is indexed once (:func:`index_history`: integer keys, sorted cumulative
+sums) and then answers any number of (key, t) questions by binary search, so a million
+historical assignments need no per-row Python loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.config import FeatureConfig
+
+DAY_NS = 86_400 * 10**9
+NAT = np.iinfo(np.int64).min
+
+REP_FEATURES = [
+    "rep_tenure_days",
+    "rep_outcomes",
+    "rep_win_rate",
+    "rep_open_load",
+    "rep_recent_volume",
+    "rep_daily_capacity",
+    "rep_load_per_capacity",
+]
+
+
+def as_ns(times: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """Datetimes as int64 nanoseconds since the epoch (NaT becomes :data:`NAT`)."""
+    return np.asarray(times, dtype="datetime64[ns]").view("int64")
+
+
+def outcome_events(assignments: pd.DataFrame, *, window_days: int) -> pd.DataFrame:
+    """When each assignment's target outcome became known, and what it was.
+
+    Takes ``assignments`` (canonical columns ``assigned_at``, ``status``, ``closed_at``) and returns
+    a frame on the same index with ``decided_at`` (datetime64[ns]) and ``won_in_window`` (0/1):
+    won within ``window_days`` of the assignment. A row closed within the window is decided when
+    it closed; any other row (still open, or closed later) is decided, as not won, when the window
+    ends. So an outcome closed at or after t can never change what is known before t.
+    """
+    assigned = as_ns(assignments["assigned_at"])
+    closed = as_ns(assignments["closed_at"])
+    window_end = assigned + window_days * DAY_NS
+    status = assignments["status"]
+    closed_in_window = status.isin(["won", "lost"]).to_numpy() & (closed != NAT)
+    closed_in_window &= closed <= window_end
+    won = closed_in_window & (status == "won").to_numpy()
+    return pd.DataFrame(
+        {
+            "decided_at": np.where(closed_in_window, closed, window_end).view("datetime64[ns]"),
+            "won_in_window": won.astype(np.int8),
+        },
+        index=assignments.index,
+    )
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    """Dated events grouped by an integer key, answering "how many, and what total, before t?".
+
+    Events are sorted by (key, time) into one int64 code each, with a cumulative sum of the
+    values beside them; a question is two binary searches. A key of -1 (unknown) counts 0.
+    """
+
+    times: np.ndarray
+    codes: np.ndarray
+    cumulative: np.ndarray
+
+    @classmethod
+    def build(
+        cls, keys: np.ndarray, times_ns: np.ndarray, values: np.ndarray | None = None
+    ) -> EventCounts:
+        """Index events: int64 ``keys`` (>= 0), ``times_ns`` (int64 ns), optional ``values`` to
+        sum (default: only counts)."""
+        # Ranks among the sorted event times (ties share the rank of their first copy) keep the
+        # (key, time) code within int64 whatever the time unit.
+        sorted_times = np.sort(times_ns)
+        code = keys * (len(sorted_times) + 1) + np.searchsorted(sorted_times, times_ns)
+        order = np.argsort(code, kind="stable")
+        summed = np.zeros(len(code)) if values is None else np.asarray(values, dtype=float)[order]
+        return cls(
+            times=sorted_times,
+            codes=code[order],
+            cumulative=np.concatenate([[0.0], np.cumsum(summed)]),
+        )
+
+    def before(
+        self, keys: np.ndarray, times_ns: np.ndarray, since_ns: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Count and sum of the events with each query's key and a time in [since, time).
+
+        Returns two float arrays, one entry per query.
+        """
+        base = np.maximum(keys, 0) * (len(self.times) + 1)
+        upper = np.searchsorted(self.codes, base + np.searchsorted(self.times, times_ns))
+        start = 0 if since_ns is None else np.searchsorted(self.times, since_ns)
+        lower = np.searchsorted(self.codes, base + start)
+        unknown = keys < 0
+        upper[unknown] = 0
+        lower[unknown] = 0
+        return (upper - lower).astype(float), self.cumulative[upper] - self.cumulative[lower]
+
+
+@dataclass(frozen=True)
+class OutcomeHistory:
+    """The assignment history, indexed for point-in-time questions (built by
+    :func:`index_history`).
+
+    ``reps`` is the reps table indexed by rep_id; ``vocabularies`` map each key kind (``rep``,
+    ``team``, ``account`` and every segment column) to the pd.Index whose positions are the
+    integer keys of the :class:`EventCounts`. Outcome counts hold decided outcomes (value: won
+    in window); ``assigned_by_rep`` / ``closed_by_rep`` hold assignment and close times.
+    """
+
+    config: FeatureConfig
+    reps: pd.DataFrame
+    vocabularies: dict[str, pd.Index]
+    outcomes_all: EventCounts
+    outcomes_by_team: EventCounts
+    outcomes_by_rep: EventCounts
+    outcomes_by_account: EventCounts
+    outcomes_by_segment: dict[str, EventCounts]
+    outcomes_by_rep_segment: dict[str, EventCounts]
+    assigned_by_rep: EventCounts
+    closed_by_rep: EventCounts
+
+    def codes(self, kind: str, values: pd.Series | np.ndarray) -> np.ndarray:
+        """Integer keys of ``values`` of one key kind; -1 for a value the history never saw."""
+        return self.vocabularies[kind].get_indexer(values).astype(np.int64)
+
+    def rep_codes(self, rep_ids: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rep keys, team keys) of the reps ``rep_ids``."""
+        teams = self.reps["team"].reindex(rep_ids)
+        return self.codes("rep", rep_ids), self.codes("team", teams)
+
+
+def index_history(
+    assignments: pd.DataFrame, leads: pd.DataFrame, reps: pd.DataFrame, config: FeatureConfig
+) -> OutcomeHistory:
+    """Index the assignment history (canonical ``assignments``, with ``leads`` for segment and
+    account columns and ``reps`` for teams). Rows of any date may be passed: each question only
+    ever sees the events strictly before its own time."""
+    rep_table = reps.drop_duplicates("rep_id").set_index("rep_id")
+    events = outcome_events(assignments, window_days=config.conversion_window_days)
+    decided, won = as_ns(events["decided_at"]), events["won_in_window"].to_numpy()
+    lead_rows = leads.drop_duplicates("lead_id").set_index("lead_id")
+    lead_ids = assignments["lead_id"]
+    vocabularies: dict[str, pd.Index] = {}
+    keys: dict[str, np.ndarray] = {}
+
+    def encode(kind: str, values: pd.Series, *, missing_is_value: bool = True) -> None:
+        codes, uniques = pd.factorize(values, use_na_sentinel=not missing_is_value)
+        vocabularies[kind] = pd.Index(uniques)
+        keys[kind] = codes.astype(np.int64)
+
+    encode("rep", assignments["rep_id"])
+    encode("team", rep_table["team"].reindex(assignments["rep_id"]))
+    for column in config.segment_columns:
+        encode(column, lead_rows[column].reindex(lead_ids))
+    accounts = (
+        lead_rows["account_id"].reindex(lead_ids)
+        if "account_id" in lead_rows
+        else pd.Series(np.nan, index=lead_ids.index, dtype="str")
+    )
+    # Leads without an account are not one account: their key is -1, so they count nowhere.
+    encode("account", accounts, missing_is_value=False)
+    has_account = keys["account"] >= 0
+
+    def by_rep_and(column: str) -> np.ndarray:
+        return keys["rep"] * len(vocabularies[column]) + keys[column]
+
+    closed = assignments["closed_at"].notna().to_numpy()
+    assigned = as_ns(assignments["assigned_at"])
+    return OutcomeHistory(
+        config=config,
+        reps=rep_table,
+        vocabularies=vocabularies,
+        outcomes_all=EventCounts.build(np.zeros(len(decided), np.int64), decided, won),
+        outcomes_by_team=EventCounts.build(keys["team"], decided, won),
+        outcomes_by_rep=EventCounts.build(keys["rep"], decided, won),
+        outcomes_by_account=EventCounts.build(
+            keys["account"][has_account], decided[has_account], won[has_account]
+        ),
+        outcomes_by_segment={
+            column: EventCounts.build(keys[column], decided, won)
+            for column in config.segment_columns
+        },
+        outcomes_by_rep_segment={
+            column: EventCounts.build(by_rep_and(column), decided, won)
+            for column in config.segment_columns
+        },
+        assigned_by_rep=EventCounts.build(keys["rep"], assigned),
+        closed_by_rep=EventCounts.build(
+            keys["rep"][closed], as_ns(assignments["closed_at"])[closed]
+        ),
+    )
+
+
+def shrink(wins: np.ndarray, n: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
+    """Empirical-Bayes (beta-binomial) estimate: ``(wins + strength * prior) / (n + strength)``;
+    the prior itself where there is neither data nor prior weight."""
+    total = n + strength
+    safe = np.where(total > 0, total, 1.0)
+    return np.where(total > 0, (wins + strength * prior) / safe, prior)
+
+
+@dataclass(frozen=True)
+class RepRates:
+    """Win rates known before each query's time: company-wide, the rep's team, the rep."""
+
+    company: np.ndarray
+    team: np.ndarray
+    rep: np.ndarray
+    rep_outcomes: np.ndarray
+
+
+def rep_win_rates(
+    history: OutcomeHistory, rep_ids: pd.Series | np.ndarray, at_ns: np.ndarray
+) -> RepRates:
+    """Trailing won-in-window rates as of ``at_ns``: the company rate (uniform Beta(1, 1)
+    prior, so it exists before any outcome), the team rate shrunk towards it, and the rep's rate
+    shrunk towards the team's."""
+    config = history.config
+    since = history_start(config, at_ns)
+    rep_keys, team_keys = history.rep_codes(rep_ids)
+    n_all, w_all = history.outcomes_all.before(np.zeros(len(at_ns), np.int64), at_ns, since)
+    company = (w_all + 1.0) / (n_all + 2.0)
+    n_team, w_team = history.outcomes_by_team.before(team_keys, at_ns, since)
+    team = shrink(w_team, n_team, company, config.shrinkage_strength)
+    n_rep, w_rep = history.outcomes_by_rep.before(rep_keys, at_ns, since)
+    return RepRates(
+        company=company,
+        team=team,
+        rep=shrink(w_rep, n_rep, team, config.shrinkage_strength),
+        rep_outcomes=n_rep,
+    )
+
+
+def rep_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame:
+    """Features of rep ``rep_id`` as of ``at`` for each query row (columns ``rep_id``, ``at``).
+
+    Returns a frame on the queries' index with the :data:`REP_FEATURES` columns (float):
+    ``rep_tenure_days`` (days since hire), ``rep_outcomes`` (outcomes decided within the
+    trailing history window), ``rep_win_rate`` (their won-in-window rate, shrunk towards the team
+    rate), ``rep_open_load`` (assignments made and not closed before ``at``),
+    ``rep_recent_volume`` (assignments in the ``recent_days`` before ``at``),
+    ``rep_daily_capacity`` (from the reps table) and ``rep_load_per_capacity`` (open load in days
+    of capacity).
+    """
+    config = history.config
+    rep_ids = queries["rep_id"]
+    at = as_ns(queries["at"])
+    rates = rep_win_rates(history, rep_ids, at)
+    rep_keys = history.codes("rep", rep_ids)
+    assigned, _ = history.assigned_by_rep.before(rep_keys, at)
+    closed, _ = history.closed_by_rep.before(rep_keys, at)
+    recent, _ = history.assigned_by_rep.before(rep_keys, at, at - config.recent_days * DAY_NS)
+    hired = as_ns(history.reps["hire_date"].reindex(rep_ids))
+    tenure = np.where(hired == NAT, np.nan, (at - hired) / DAY_NS)
+    capacity = (
+        history.reps["daily_capacity"].reindex(rep_ids).to_numpy(dtype=float, na_value=np.nan)
+    )
+    load = assigned - closed
+    return pd.DataFrame(
+        {
+            "rep_tenure_days": tenure,
+            "rep_outcomes": rates.rep_outcomes,
+            "rep_win_rate": rates.rep,
+            "rep_open_load": load,
+            "rep_recent_volume": recent,
+            "rep_daily_capacity": capacity,
+            "rep_load_per_capacity": load / np.maximum(capacity, 1.0),
+        },
+        index=queries.index,
+    )
+
+
+def history_start(config: FeatureConfig, at_ns: np.ndarray) -> np.ndarray | None:
+    """Start of the trailing window of win rates for questions at ``at_ns`` (None: no window)."""
+    if config.history_days is None:
+        return None
+    return at_ns - config.history_days * DAY_NS
