@@ -42,7 +42,7 @@ def lead_features(leads: pd.DataFrame) -> pd.DataFrame:
             if column in leads
             else pd.Series(np.nan, index=leads.index)
         )
-    out["created_weekday"] = created.dt.weekday.astype(float)
+    out["created_weekday"] = created.dt.day_of_week.astype(float)
     out["created_hour"] = created.dt.hour.astype(float)
     for column in extra_columns(leads):
         values = leads[column]

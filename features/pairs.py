@@ -164,16 +164,24 @@ def build_scoring_pairs(
     as_of: pd.Timestamp,
     config: FeatureConfig | None = None,
     candidates: pd.DataFrame | None = None,
+    history: OutcomeHistory | None = None,
 ) -> pd.DataFrame:
     """Scoring pairs: ``leads`` (canonical leads table, new or already in ``data``) x reps, as of
     ``as_of``.
 
     ``data`` is the CRM history (reps, leads, assignments); only what was decided strictly before
-    ``as_of`` is used. ``candidates`` (columns ``lead_id``, ``rep_id``) limits the pairs; by
-    default every lead is paired with every active rep. Returns a :class:`PairFeatures` frame
-    (no ``won``) in the order of ``candidates`` (default: lead order, then rep order).
+    ``as_of`` is used. ``candidates`` (columns ``lead_id``, ``rep_id``; every lead_id one of
+    ``leads``) limits the pairs; by default every lead is paired with every active rep.
+    ``history`` is ``features.reps.index_history(data.assignments, data.leads, data.reps,
+    config)``, built once and passed in when scoring many chunks of leads (default: built here).
+    Returns a :class:`PairFeatures` frame (no ``won``) in the order of ``candidates`` (default:
+    lead order, then rep order).
     """
     config = config or FeatureConfig()
+    if history is None:
+        history = index_history(data.assignments, data.leads, data.reps, config)
+    elif history.config != config:
+        raise ValueError("the history index was built with another FeatureConfig than config")
     as_of = pd.Timestamp(as_of)
     if candidates is None:
         rep_ids = data.reps.loc[data.reps["active"].astype(bool), "rep_id"].to_numpy(dtype=object)
@@ -191,11 +199,7 @@ def build_scoring_pairs(
             "at": np.full(len(candidates), as_of.to_datetime64(), dtype="datetime64[ns]"),
         }
     )
-    all_leads = pd.concat([data.leads, leads], ignore_index=True).drop_duplicates(
-        "lead_id", keep="last"
-    )
-    history = index_history(data.assignments, data.leads, data.reps, config)
-    out = _pair_frame(pairs, lead_features(all_leads), history)
+    out = _pair_frame(pairs, lead_features(leads.drop_duplicates("lead_id")), history)
     return PairFeatures.validate(out, lazy=True)
 
 

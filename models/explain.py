@@ -35,8 +35,8 @@ def explain(
     ``pairs`` is a pair-feature frame (``lead_id``, ``rep_id`` and the model's features). With
     ``rep_factors_only`` only what depends on the rep is listed (why this rep rather than
     another). Returns, on the pairs' index, ``lead_id``, ``rep_id``, ``p_win`` (calibrated),
-    ``factors`` (list of up to ``top_k`` phrases, largest effect first) and ``reason`` (the
-    phrases joined by "; "). A factor's effect is the change in calibrated probability if its
+    ``factors`` (list of up to ``top_k`` phrases, largest effect first; effects under half a
+    percentage point are left out) and ``reason`` (the phrases joined by "; "). A factor's effect is the change in calibrated probability if its
     log-odds term were removed.
     """
     contributions = model.booster_.predict(model.design_matrix(pairs), pred_contrib=True)
@@ -55,7 +55,7 @@ def explain(
             [
                 f"{_phrase(names[i], effects[row, i], pair)} ({effects[row, i]:+.2f})"
                 for i in order
-                if effects[row, i] != 0
+                if abs(effects[row, i]) >= 0.005  # what would print as +0.00 explains nothing
             ]
         )
     return pd.DataFrame(
@@ -93,8 +93,10 @@ def _phrase(factor: str, effect: float, pair: dict) -> str:
         days = pair.get(factor)
         if pd.isna(days):
             return "unknown tenure"
-        if days < 365:
+        if days < 180:
             return f"new rep ({days:.0f} days)"
+        if days < 730:
+            return f"{days / 30.44:.0f} months' tenure"
         return f"{days / 365.25:.1f} years' tenure"
     if factor == "rep_open_load":
         return f"{'light' if good else 'heavy'} open load ({pair.get(factor):.0f} leads)"

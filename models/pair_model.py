@@ -113,10 +113,11 @@ class PairModel(ClassifierMixin, BaseEstimator):
 
     def design_matrix(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """The model inputs of ``pairs``: categories as learned integer codes, numbers as float."""
-        missing = [c for c in self.feature_names_in_ if c not in pairs]
+        missing = [str(c) for c in self.feature_names_in_ if c not in pairs]
         if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise ValueError(
-                f"the pairs lack feature column(s) {missing}: build them with "
+                f"the pairs lack feature column(s) {missing[:5]}{more}: build them with "
                 "features.pairs.build_scoring_pairs (or build_training_pairs)"
             )
         frame = self.encoder_.transform(pairs[list(self.feature_names_in_)])
