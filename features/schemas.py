@@ -278,6 +278,12 @@ def _parse_values(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
             found.append(_rows(table, bad, frame, column, expected))
             parsed = parsed.where(~bad)
             updates[column] = parsed.round().astype("Int64") if whole else parsed.astype(float)
+    if table == "leads":
+        # Extra lead features (x_*) that are all numbers are numeric features, not categories.
+        for column in [c for c in frame.columns if c.startswith("x_") and c in text_columns]:
+            parsed = pd.to_numeric(frame[column], errors="coerce")
+            if parsed.notna().sum() == frame[column].notna().sum():
+                updates[column] = parsed.astype(float)
     for column in _DATE_COLUMNS[table]:
         if column in frame and not pd.api.types.is_datetime64_any_dtype(frame[column]):
             parsed = parse_dates(frame[column])
