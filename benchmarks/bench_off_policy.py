@@ -275,6 +275,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=500)
     parser.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the model")
+    parser.add_argument("--runs-csv", help="also write every seed's estimates to this CSV file")
     args = parser.parse_args()
     config = OffPolicyConfig(n_bootstrap=args.bootstrap)
     started = time.perf_counter()
@@ -283,6 +284,8 @@ def main() -> None:
         rows += one_world(args.scenario, seed, config, args.folds)
         print(f"seed {seed} done ({time.perf_counter() - started:.0f} s)", flush=True)
     runs = pd.DataFrame(rows)
+    if args.runs_csv:
+        runs.to_csv(args.runs_csv, index=False)
     print(
         f"\nScenario {args.scenario!r}, {args.seeds} seeds, {args.bootstrap} bootstrap resamples, "
         f"{config.level:.0%} intervals; truth = mean true P(win) of the target on the logged "

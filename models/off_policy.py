@@ -31,7 +31,9 @@ left out of :attr:`OffPolicyResult.estimates` (it is kept in ``raw`` for researc
 note says why. The rules (thresholds in :class:`OffPolicyConfig`):
 
 1. the effective sample size of the weights (Kish, ``(sum w)^2 / sum w^2``) is below
-   ``min_ess`` (30): the estimate would rest on a handful of leads;
+   ``min_ess`` (50): the estimate would rest on a handful of leads, and its interval is too
+   narrow (in the estimator check, 95% intervals with 30-50 effective leads covered the truth
+   82-86% of the time, under 30 only 67-75%; from 50 on, 94-99%);
 2. the target agrees with the history on less than ``min_agreement`` (1%) of the leads
    (``mean_i pi(a_i|i)``): whatever the weights say, they stand on a sliver of the history;
 3. when the logging policy's probability of every candidate is known (estimated), more than
@@ -136,11 +138,12 @@ class OffPolicyConfig(BaseModel):
     level: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
     seed: int = Field(0, ge=0, description="Seed of the bootstrap.")
     min_ess: float = Field(
-        30.0,
+        50.0,
         ge=0,
         description=(
             "Fewest effective leads (Kish effective sample size of the importance weights) for an "
-            "off-policy estimate to count as identified."
+            "off-policy estimate to count as identified (below 50 the bootstrap intervals were "
+            "too narrow in the estimator check)."
         ),
     )
     min_agreement: float = Field(
@@ -446,7 +449,9 @@ class ChoiceModel(BaseEstimator):
         self.alpha = alpha
         self.max_iter = max_iter
 
-    def fit(self, candidates: pd.DataFrame, chosen: np.ndarray | pd.Series | None = None):
+    def fit(
+        self, candidates: pd.DataFrame, chosen: np.ndarray | pd.Series | None = None
+    ) -> ChoiceModel:
         """Fit on candidate pairs: ``lead_id``, ``rep_id``, the model's columns and ``chosen``
         (bool, exactly one per lead; or pass ``chosen``). Returns self."""
         if self.alpha <= 0:
@@ -457,8 +462,10 @@ class ChoiceModel(BaseEstimator):
         y = np.asarray(candidates["chosen"] if chosen is None else chosen, dtype=bool)
         if len(y) != len(candidates):
             raise ValueError(f"chosen has {len(y)} values for {len(candidates)} candidate pairs")
+        if len(candidates) == 0:
+            raise ValueError("no candidate pairs to learn the historical choices from")
         order, starts, group = _groups(candidates["lead_id"])
-        per_lead = np.add.reduceat(y[order].astype(int), starts) if len(order) else np.empty(0)
+        per_lead = np.add.reduceat(y[order].astype(int), starts)
         if (per_lead != 1).any():
             bad = candidates["lead_id"].to_numpy(dtype=object)[order][starts][per_lead != 1]
             raise ValueError(
@@ -510,7 +517,9 @@ class ChoiceModel(BaseEstimator):
         out[order] = _group_softmax(u[order], starts, group)[1]
         return out
 
-    def _design(self, candidates: pd.DataFrame, pair: np.ndarray, lead: np.ndarray):
+    def _design(
+        self, candidates: pd.DataFrame, pair: np.ndarray, lead: np.ndarray
+    ) -> sparse.csr_matrix:
         """Sparse design: standardised pair columns, then each rep's block (1, lead columns)."""
         pair = np.nan_to_num((pair - self.pair_mean_) / self.pair_scale_, nan=0.0)
         lead = np.nan_to_num((lead - self.lead_mean_) / self.lead_scale_, nan=0.0)
@@ -1005,22 +1014,12 @@ def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _groups(lead_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows sorted by lead (stable), where each lead's block starts, and the block of each
-    sorted row."""
-    codes = pd.factorize(lead_ids.astype("str"))[0]
+    """Rows sorted by lead (stable), where each lead's block starts, and the block number of
+    each sorted row."""
+    codes, uniques = pd.factorize(lead_ids.astype("str"))
     order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    starts = (
-        np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-        if len(order)
-        else (np.empty(0, dtype=int))
-    )
-    group = (
-        np.cumsum(np.r_[False, sorted_codes[1:] != sorted_codes[:-1]])
-        if len(order)
-        else (np.empty(0, dtype=int))
-    )
-    return order, starts, group
+    group = codes[order]
+    return order, np.searchsorted(group, np.arange(len(uniques))), group
 
 
 def _group_softmax(

@@ -221,7 +221,7 @@ def test_an_effective_sample_under_the_threshold_is_not_identified() -> None:
     assert result.overlap.ess == pytest.approx(5)
     assert result.overlap.agreement == pytest.approx(0.05)
     note = result.estimates.set_index("estimator").loc["snips", "note"]
-    assert "effective sample of 5.0 leads, fewer than the 30 needed" in note
+    assert "effective sample of 5.0 leads, fewer than the 50 needed" in note
     assert "agrees" not in note
 
 
