@@ -97,9 +97,15 @@ class EventCounts:
         Returns two float arrays, one entry per query.
         """
         base = np.maximum(keys, 0) * (len(self.times) + 1)
-        upper = np.searchsorted(self.codes, base + np.searchsorted(self.times, times_ns))
-        start = 0 if since_ns is None else np.searchsorted(self.times, since_ns)
-        lower = np.searchsorted(self.codes, base + start)
+        upper_code = base + np.searchsorted(self.times, times_ns)
+        lower_code = base + (0 if since_ns is None else np.searchsorted(self.times, since_ns))
+        # Binary searches run about twice as fast on sorted needles; one order sorts both,
+        # since the window start moves with the query time.
+        order = np.argsort(upper_code, kind="stable")
+        upper = np.empty(len(order), dtype=np.int64)
+        lower = np.empty(len(order), dtype=np.int64)
+        upper[order] = np.searchsorted(self.codes, upper_code[order])
+        lower[order] = np.searchsorted(self.codes, lower_code[order])
         unknown = keys < 0
         upper[unknown] = 0
         lower[unknown] = 0
