@@ -80,15 +80,6 @@ class PairFeatures(pa.DataFrameModel):
         coerce = False
 
 
-def segment_feature_columns(config: FeatureConfig) -> list[str]:
-    """The rep-in-segment columns of a pair frame, for the configured segment columns."""
-    return [
-        f"rep_{segment}_{kind}"
-        for segment in config.segment_columns
-        for kind in ("outcomes", "win_rate")
-    ]
-
-
 def feature_columns(pairs: pd.DataFrame, *, rep_information: bool = True) -> tuple[list, list]:
     """The model inputs of a pair frame: (categorical columns, numeric columns).
 

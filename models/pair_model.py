@@ -33,7 +33,8 @@ class PairModel(ClassifierMixin, BaseEstimator):
     Learned state: ``categorical_features_``, ``numeric_features_``, ``feature_names_in_``,
     ``encoder_`` (stable integer codes), ``booster_`` (the fitted ``LGBMClassifier``),
     ``calibrator_``, ``calibration_start_`` (first ``at`` of the calibration slice),
-    ``classes_``.
+    ``classes_``; and ``rep_signal_`` (:class:`models.rep_signal.RepSignal`), which
+    :func:`models.training.train_and_evaluate` stores once the held-out rep-signal test has run.
     """
 
     def __init__(self, config: ModelConfig | None = None, rep_information: bool = True):
