@@ -194,6 +194,43 @@ def build_scoring_pairs(
     return PairFeatures.validate(out, lazy=True)
 
 
+def build_pairs_at(
+    data: CrmData,
+    pairs: pd.DataFrame,
+    *,
+    config: FeatureConfig | None = None,
+    history: OutcomeHistory | None = None,
+) -> pd.DataFrame:
+    """Pair features of ``pairs`` (columns ``lead_id``, ``rep_id``, ``at``), each pair as of its
+    own ``at``: e.g. every candidate rep of a historical lead at the moment it was routed.
+
+    ``data`` is the CRM history and every pair's lead must be in ``data.leads``; each pair sees
+    only what was decided strictly before its ``at``. ``history`` as in
+    :func:`build_scoring_pairs`. Returns a :class:`PairFeatures` frame (no ``won``) in the order
+    of ``pairs``. Raises ``ValueError`` for a missing column or time.
+    """
+    missing = [c for c in KEY_COLUMNS if c not in pairs]
+    if missing:
+        raise ValueError(f"pairs lack column(s) {missing}: expected lead_id, rep_id, at")
+    at = pd.to_datetime(pairs["at"]).to_numpy(dtype="datetime64[ns]")
+    if np.isnat(at).any():
+        raise ValueError(f"{int(np.isnat(at).sum())} pair(s) have no time 'at'")
+    config = config or FeatureConfig()
+    if history is None:
+        history = index_history(data.assignments, data.leads, data.reps, config)
+    elif history.config != config:
+        raise ValueError("the history index was built with another FeatureConfig than config")
+    keys = pd.DataFrame(
+        {
+            "lead_id": pairs["lead_id"].astype("str").to_numpy(),
+            "rep_id": pairs["rep_id"].astype("str").to_numpy(),
+            "at": at,
+        }
+    )
+    out = _pair_frame(keys, lead_features(data.leads.drop_duplicates("lead_id")), history)
+    return PairFeatures.validate(out, lazy=True)
+
+
 def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame:
     """Features of the rep ``rep_id`` for the lead described by the query row, as of ``at``.
 
