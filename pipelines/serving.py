@@ -17,6 +17,7 @@ import pandas as pd
 
 from features.config import FeatureConfig
 from features.pairs import build_scoring_pairs
+from features.reps import OutcomeHistory, index_history
 from features.schemas import CrmData
 from models.pair_model import PairModel
 from models.rep_signal import RepSignal
@@ -49,15 +50,26 @@ class PairModelPyfunc(mlflow.pyfunc.PythonModel):
         self.history = history
         self.as_of = pd.Timestamp(as_of)
 
+    def index(self, data: CrmData) -> OutcomeHistory:
+        """The history index of ``data`` under this model's feature config (build once, score many)."""
+        return index_history(data.assignments, data.leads, data.reps, self.features)
+
     def score(
-        self, data: CrmData, leads: pd.DataFrame, candidates: pd.DataFrame, *, as_of: pd.Timestamp
+        self,
+        data: CrmData,
+        leads: pd.DataFrame,
+        candidates: pd.DataFrame,
+        *,
+        as_of: pd.Timestamp,
+        history: OutcomeHistory | None = None,
     ) -> np.ndarray:
         """Calibrated P(win) for each row of ``candidates`` (lead_id, rep_id), as of ``as_of``.
 
-        ``data`` is the CRM history to take rep features from; ``leads`` the leads to score.
+        ``data`` is the CRM history to take rep features from (``history``: its prebuilt
+        :meth:`index`, to score many chunks); ``leads`` the leads to score.
         """
         pairs = build_scoring_pairs(
-            data, leads, as_of=as_of, config=self.features, candidates=candidates
+            data, leads, as_of=as_of, config=self.features, candidates=candidates, history=history
         )
         return self.model.predict_proba(pairs)[:, 1]
 
