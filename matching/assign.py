@@ -208,7 +208,6 @@ def match_day(
     pairs = pairs.sort_values(["l", "r"], kind="stable").reset_index(drop=True)
 
     value = _lead_value(leads, config)
-    p = pairs["p_win"].to_numpy(dtype=float)
     baseline = _baseline(pairs, working, len(leads), config)
     b = baseline[pairs["l"].to_numpy()]
     tier = _tiers(value * baseline, config)
@@ -286,9 +285,9 @@ def _baseline(
     weights = np.ones(len(pairs))
     if config.baseline == "capacity_weighted_mean":
         weights = working["capacity"].to_numpy(dtype=float)[pairs["r"].to_numpy()]
-    l = pairs["l"].to_numpy()
-    num = np.bincount(l, weights * pairs["p_win"].to_numpy(dtype=float), minlength=n)
-    den = np.bincount(l, weights, minlength=n)
+    lead = pairs["l"].to_numpy()
+    num = np.bincount(lead, weights * pairs["p_win"].to_numpy(dtype=float), minlength=n)
+    den = np.bincount(lead, weights, minlength=n)
     return np.divide(num, den, out=np.zeros(n), where=den > 0)
 
 
