@@ -193,6 +193,105 @@ def train(
     console.print(f"registered leadmatch-pair version {summary.version}: {summary.decision}")
 
 
+LangOption = Annotated[
+    str,
+    typer.Option(
+        "--lang", help="Language of the CSV headers and reasons: en or zh (Simplified Chinese)."
+    ),
+]
+
+
+@app.command()
+@_friendly
+def recommend(
+    data: Annotated[Path, typer.Option(help="Data folder with the CRM as of the run date.")],
+    date: Annotated[str, typer.Option("--date", help="Run date, YYYY-MM-DD.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: data/recommendations).")
+    ] = None,
+    config: ConfigOption = None,
+    lang: LangOption = "en",
+    mapping: MappingOption = None,
+) -> None:
+    """Recommend the day's lead assignments: CSVs for managers, a one-page report, an MLflow run."""
+    from pipelines.config import load_config
+    from pipelines.recommend import recommend_flow
+
+    if lang not in ("en", "zh"):
+        raise UserError(f"unknown language {lang!r}: use --lang en or --lang zh")
+    run_date = _parse_date(date)
+    settings = load_config(config)
+    with console.status(f"recommending assignments for {run_date}..."):
+        summary = recommend_flow(data, run_date, out, settings, lang, mapping)
+    _print_mapping(
+        f"recommendations for {summary.run_date}",
+        {
+            "leads placed": summary.placed,
+            "held (no eligible rep with capacity)": summary.held,
+            "reclaimed after the SLA": summary.reclaimed,
+            "left out (older than the maximum age)": summary.too_old,
+            "expected wins": summary.expected_wins,
+            "expected wins, round-robin": summary.expected_wins_round_robin,
+            "price of fairness (expected wins)": summary.price_of_fairness,
+            "model version": summary.model_version,
+            "rep-specific matching": "on"
+            if summary.rep_signal_used
+            else "off (no reliable rep signal)",
+        },
+    )
+    console.print(f"wrote {summary.folder}/assignments.csv, rep_summary.csv and report.html")
+
+
+def _parse_date(text: str) -> str:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise UserError(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2025-05-06") from None
+
+
+@app.command()
+@_friendly
+def schedule(
+    data: Annotated[
+        Path,
+        typer.Option(help="Data folder the nightly run reads (kept fresh by your CRM export)."),
+    ],
+    cron: Annotated[
+        str, typer.Option(help="Cron schedule, e.g. '0 2 * * *' for 02:00 every day.")
+    ] = "0 2 * * *",
+    timezone: Annotated[
+        str, typer.Option(help="Time zone of the schedule, e.g. Asia/Shanghai.")
+    ] = "UTC",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: data/recommendations).")
+    ] = None,
+    config: ConfigOption = None,
+    lang: LangOption = "en",
+) -> None:
+    """Serve the recommend flow as a Prefect deployment on a cron schedule (runs until stopped)."""
+    from prefect.schedules import Cron
+
+    from pipelines.config import load_config
+    from pipelines.recommend import recommend_flow
+
+    settings = load_config(config)
+    if not data.is_dir():
+        raise UserError(f"{data}: no such folder")
+    console.print(f"serving 'recommend/leadmatch-nightly' on '{cron}' ({timezone}); Ctrl+C to stop")
+    recommend_flow.serve(
+        name="leadmatch-nightly",
+        schedules=[Cron(cron, timezone=timezone)],
+        parameters={
+            "data": str(data.resolve()),
+            "out": str((out or settings.paths.recommendations).resolve()),
+            "config": settings.model_dump(mode="json"),
+            "lang": lang,
+        },
+    )
+
+
 @app.command()
 @_friendly
 def demo(
@@ -202,7 +301,33 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
 ) -> None:
     """The whole job on embedded defaults: simulate a small CRM, validate it, train, recommend."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from pipelines.tracking import tracking_uri
+
     data_dir = out / "crm"
+    console.rule("1/4 simulate a small CRM world")
     simulate(out=data_dir, scenario="small", seed=seed)
+    console.rule("2/4 validate it")
     validate(path=data_dir, mapping=None)
-    console.print(f"\nNext: [bold]uv run leadmatch validate {data_dir}[/] to check it again.")
+    console.rule("3/4 train the pair model")
+    train(data=data_dir, config=None, mapping=None)
+    console.rule("4/4 recommend the next day's assignments")
+    leads = pd.read_csv(data_dir / "leads.csv", usecols=["created_at"], parse_dates=["created_at"])
+    next_day = (leads["created_at"].max().normalize() + pd.Timedelta(days=1)).date()
+    recommend(
+        data=data_dir,
+        date=dt.date.isoformat(next_day),
+        out=out / "recommendations",
+        config=None,
+        lang="en",
+    )
+    from pipelines.config import LeadmatchConfig
+
+    uri = tracking_uri(LeadmatchConfig().tracking)
+    console.print(
+        f"\nOpen [bold]{out / 'recommendations' / next_day.isoformat() / 'report.html'}[/] in a browser.\n"
+        f"MLflow UI: [bold]uv run mlflow ui --backend-store-uri {uri}[/] (then http://127.0.0.1:5000)"
+    )

@@ -1,7 +1,8 @@
 """The one typed configuration of leadmatch, loaded from a single YAML file at the entry point.
 
 Each library receives only its slice: ``features`` (FeatureConfig), ``model`` (ModelConfig),
-``matching`` (MatchingConfig); the pipelines read ``recommend``, ``paths`` and ``tracking``.
+``matching`` (MatchingConfig), ``off_policy`` (OffPolicyConfig); the pipelines read
+``recommend``, ``paths`` and ``tracking``.
 Every field has a documented default, so an empty file (or none) is a valid configuration.
 """
 
@@ -15,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.config import FeatureConfig
+from matching.config import MatchingConfig
 from models.config import ModelConfig
+from models.off_policy import OffPolicyConfig
 from pipelines.errors import UserFacingError
 
 
@@ -70,6 +73,14 @@ class RecommendConfig(BaseModel):
         gt=0,
         description="Unassigned or reclaimed leads older than this are left out (and counted).",
     )
+    fairness_window_days: int = Field(
+        7,
+        ge=0,
+        description=(
+            "Fairness is measured over this many previous days (read from earlier runs' outputs) "
+            "plus the run date."
+        ),
+    )
     score_chunk_rows: int = Field(
         200_000,
         gt=0,
@@ -85,6 +96,8 @@ class LeadmatchConfig(BaseModel):
     seed: int = Field(0, description="Seed for everything random outside the model slice.")
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    off_policy: OffPolicyConfig = Field(default_factory=OffPolicyConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     paths: Paths = Field(default_factory=Paths)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

@@ -45,10 +45,17 @@ class PairModelPyfunc(mlflow.pyfunc.PythonModel):
         as_of: pd.Timestamp,
     ):
         self.model = model
-        self.features = features
+        # Stored as plain values so a model pickled by an older leadmatch still loads: fields added
+        # to FeatureConfig since then take their defaults.
+        self.feature_settings = features.model_dump(mode="json")
         self.rep_signal = rep_signal
         self.history = history
         self.as_of = pd.Timestamp(as_of)
+
+    @property
+    def features(self) -> FeatureConfig:
+        """The feature configuration the model was trained with."""
+        return FeatureConfig.model_validate(self.feature_settings)
 
     def index(self, data: CrmData) -> OutcomeHistory:
         """The history index of ``data`` under this model's feature config (build once, score many)."""

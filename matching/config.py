@@ -1,0 +1,215 @@
+"""The matching slice of the leadmatch configuration (``LeadmatchConfig.matching``).
+
+Every field has a documented default, so ``MatchingConfig()`` is a valid configuration. Each
+eligibility rule and each fairness constraint can be switched off on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SkillField = Literal["industry", "product", "source", "region"]
+
+
+class _Slice(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EligibilityRules(_Slice):
+    """Hard rules: a pair that breaks one is never assigned (inactive or absent reps never are).
+
+    A rule only restricts where both sides carry the information: a lead with no region, or a
+    rep with no skills or no languages, is not excluded by that rule.
+    """
+
+    region: bool = Field(False, description="The lead's region must be the rep's region.")
+    skills: bool = Field(
+        False,
+        description=(
+            "The lead's values in `skill_fields` must be among the rep's ';'-separated skills "
+            "(see `skill_match`); a rep with no skills counts as a generalist."
+        ),
+    )
+    skill_fields: tuple[SkillField, ...] = Field(
+        ("industry", "product"), description="Lead columns looked up in the rep's skills."
+    )
+    skill_match: Literal["any", "all"] = Field(
+        "any",
+        description=(
+            "'any': one of the lead's skill fields in the rep's skills is enough; 'all': every "
+            "non-empty skill field must be."
+        ),
+    )
+    language: bool = Field(
+        True, description="The lead's language must be among the rep's ';'-separated languages."
+    )
+    exclude_previous_rep: bool = Field(
+        True,
+        description="A reclaimed lead (with a previous_rep_id) never goes back to that rep.",
+    )
+    account_continuity: bool = Field(
+        True,
+        description=(
+            "A lead of an account that a rep already owns (the caller's account_owners) goes to "
+            "that rep when the rep works today; otherwise the lead is matched as usual."
+        ),
+    )
+
+
+class ValueShareRule(_Slice):
+    """Each rep's share of the window's lead value stays near its capacity-proportional share.
+
+    The value a rep receives is ``value(l) * b(l)`` summed over its leads: what the leads are
+    worth under the baseline policy, whoever works them (so a skilled rep is not held back for
+    being skilled). Over the window (history plus today) the rep's share must lie in
+    ``fair_share * (1 - band)`` .. ``fair_share * (1 + band)``, where fair_share is the rep's
+    share of the window's capacity.
+    """
+
+    enabled: bool = Field(True, description="Switch the value-share band on or off.")
+    band: float = Field(
+        0.2, ge=0, lt=1, description="Relative half-width of the band around the fair share."
+    )
+    penalty: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Expected value (wins or revenue, as the objective) given up to move one unit of "
+            "value back inside the band."
+        ),
+    )
+
+
+class NewRepQuota(_Slice):
+    """Reps in their ramp-up period together receive at least a share of the top-tier leads."""
+
+    enabled: bool = Field(True, description="Switch the new-rep quota on or off.")
+    ramp_days: int = Field(90, gt=0, description="A rep with tenure below this is ramping up.")
+    min_share: float = Field(
+        0.15, ge=0, le=1, description="Minimum share of the window's top-tier leads they receive."
+    )
+    penalty: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Penalty per top-tier lead short of the quota, in units of the mean baseline value "
+            "of today's top-tier leads."
+        ),
+    )
+
+
+class TopTierCap(_Slice):
+    """No rep receives more than a share of the top-tier leads."""
+
+    enabled: bool = Field(True, description="Switch the top-tier cap on or off.")
+    max_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description=(
+            "Maximum share of the window's top-tier leads any one rep receives (cannot hold "
+            "with fewer than 1 / max_share reps working)."
+        ),
+    )
+    penalty: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Penalty per top-tier lead above the cap, in units of the mean baseline value of "
+            "today's top-tier leads."
+        ),
+    )
+
+
+class FairnessConstraints(_Slice):
+    """Soft constraints: violations are penalised in the objective and reported, never fatal.
+
+    All are measured over a rolling window: the caller passes what each rep received on the
+    previous days of the window (``history``), and the constraints apply to window totals.
+    """
+
+    value_share: ValueShareRule = Field(default_factory=ValueShareRule)
+    new_rep_quota: NewRepQuota = Field(default_factory=NewRepQuota)
+    top_tier_cap: TopTierCap = Field(default_factory=TopTierCap)
+
+    @property
+    def any_enabled(self) -> bool:
+        """True when at least one fairness constraint is switched on."""
+        return self.value_share.enabled or self.new_rep_quota.enabled or self.top_tier_cap.enabled
+
+    def disabled(self) -> FairnessConstraints:
+        """The same settings with every constraint switched off (the "no_fairness" policy)."""
+        return FairnessConstraints(
+            value_share=self.value_share.model_copy(update={"enabled": False}),
+            new_rep_quota=self.new_rep_quota.model_copy(update={"enabled": False}),
+            top_tier_cap=self.top_tier_cap.model_copy(update={"enabled": False}),
+        )
+
+
+class SolverSettings(_Slice):
+    """HiGHS settings of the optimiser."""
+
+    time_limit_seconds: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "Wall-clock limit for one optimisation; when reached, the best feasible assignment "
+            "found so far is returned with its gap."
+        ),
+    )
+    mip_rel_gap: float = Field(
+        1e-4, ge=0, lt=1, description="Relative gap at which the mixed-integer repair stops."
+    )
+    threads: int = Field(1, ge=1, description="Threads HiGHS may use.")
+
+
+class MatchingConfig(_Slice):
+    """How the day's leads are matched to reps: objective, candidates, tiers, rules, fairness."""
+
+    objective: Literal["conversions", "expected_value"] = Field(
+        "conversions",
+        description=(
+            "'conversions': every lead is worth 1 (maximise expected wins); 'expected_value': "
+            "a lead is worth its expected_value (maximise expected revenue; missing values are "
+            "filled with the median of the day's known values)."
+        ),
+    )
+    baseline: Literal["eligible_mean", "capacity_weighted_mean"] = Field(
+        "eligible_mean",
+        description=(
+            "Baseline win probability b(l) that uplift is measured against: the mean over the "
+            "lead's eligible reps who work today (round-robin), or that mean weighted by "
+            "today's capacity (capacity-weighted round-robin)."
+        ),
+    )
+    top_k: int = Field(
+        20, ge=1, description="Candidate reps kept per lead for the optimiser, by uplift."
+    )
+    tier_quantiles: tuple[float, float] = Field(
+        (0.5, 0.8),
+        description=(
+            "Quantiles of the day's baseline values value(l) * b(l) at which tier B and tier A "
+            "start (C below the first)."
+        ),
+    )
+    eligibility: EligibilityRules = Field(default_factory=EligibilityRules)
+    fairness: FairnessConstraints = Field(default_factory=FairnessConstraints)
+    solver: SolverSettings = Field(default_factory=SolverSettings)
+    price_of_fairness: bool = Field(
+        True,
+        description=(
+            "Also solve without fairness and report the expected wins (or value) given up for "
+            "fairness (costs a second optimisation)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_quantiles(self) -> MatchingConfig:
+        low, high = self.tier_quantiles
+        if not 0 < low <= high < 1:
+            raise ValueError(
+                f"tier_quantiles must satisfy 0 < B start <= A start < 1, got {self.tier_quantiles}"
+            )
+        return self

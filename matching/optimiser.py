@@ -1,0 +1,889 @@
+"""The optimiser: a mixed-integer assignment of leads to reps over candidate pairs (HiGHS).
+
+The model, for candidate pairs j = (l, r) with binary x_j::
+
+    maximise   sum_j (score_j + H) x_j  -  fairness penalties  -  H * (leads with candidates)
+    subject to sum_r x_lr <= 1                       every lead once, or held
+               sum_l x_lr <= capacity_r               hard
+               value band, new-rep quota, top-tier cap (soft: penalised slack)
+
+``score_j`` is what assigning the pair is worth (expected wins or revenue). ``H`` is a hold
+penalty larger than any fairness penalty one more assignment can cause, so a lead is only held
+when none of its candidate reps has capacity left; the objective therefore reads "expected value
+minus fairness penalties minus H per held lead".
+
+Fairness is measured over a rolling window: V_r = history_value_r + sum_l e_l x_lr is the
+value a rep received (e_l = value(l) * b(l), the lead's worth under the baseline policy),
+T = sum_r V_r, and with fair share f_r (its share of the window's capacity)::
+
+    V_r >= (1 - band) f_r T - slack_lo_r,    V_r <= (1 + band) f_r T + slack_hi_r
+    sum_{r ramping} N_r >= min_share * TA - slack_ramp
+    N_r <= max_share * TA + slack_cap_r
+
+where N_r counts the top-tier leads a rep received in the window and TA is their total.
+
+Solving: the LP relaxation is almost integral (the fractional leads are bounded by the number
+of binding side constraints), so the LP is solved first and a MIP is run over the fractional
+leads only, every other lead fixed. On large instances (``decompose_above_pairs``) the LP
+itself is too slow for the dual simplex (the fairness rows make its basis dense), so the
+optimiser first minimises an entropy-smoothed Lagrangian dual in numpy (L-BFGS-B): the exact
+dual function at that point is a valid upper bound (it matched the LP optimum to ~1e-5 in
+tests), and the reduced scores it gives leave most leads with one clearly best rep. Those
+leads are fixed; HiGHS solves the LP and the repair MIP over the contested rest. The reported
+gap is always measured against a valid bound: the full LP optimum, or the dual bound.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+
+from matching.config import FairnessConstraints
+
+_TOL = 1e-6
+# Up to this many candidate pairs, a MIP over everything finishes whenever the repair leaves a gap.
+_FULL_MIP_PAIRS = 2_000
+_INF = highspy.kHighsInf
+# Smoothing temperatures of the dual, as fractions of the mean best score per lead.
+_EPSILONS = (0.3, 0.03, 3e-3, 1e-3)
+
+
+@dataclass(frozen=True)
+class AssignmentProblem:
+    """One day's matching problem as arrays (0-based lead and rep positions).
+
+    Pairs are the candidate (lead, rep) pairs, grouped by lead (``lead`` non-decreasing); reps
+    are the reps working today (capacity > 0).
+
+    Attributes:
+        lead, rep: (J,) int positions of each pair's lead and rep.
+        score: (J,) what assigning the pair is worth, >= 0 (expected wins or revenue).
+        lead_value: (n,) e_l >= 0, the value a lead counts for in the value-share band.
+        top_tier: (n,) bool, tier-A leads.
+        capacity: (R,) int > 0, leads each rep can still take today.
+        ramp: (R,) bool, reps in their ramp-up period.
+        history_value, history_top_tier, history_capacity: (R,) what each rep received on the
+            previous days of the fairness window (value, top-tier leads, capacity), >= 0.
+    """
+
+    lead: np.ndarray
+    rep: np.ndarray
+    score: np.ndarray
+    lead_value: np.ndarray
+    top_tier: np.ndarray
+    capacity: np.ndarray
+    ramp: np.ndarray
+    history_value: np.ndarray
+    history_top_tier: np.ndarray
+    history_capacity: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, n_reps, n_pairs = len(self.lead_value), len(self.capacity), len(self.lead)
+        for name, size in [("rep", n_pairs), ("score", n_pairs), ("top_tier", n)]:
+            if len(getattr(self, name)) != size:
+                raise ValueError(f"AssignmentProblem.{name} has length {len(getattr(self, name))}, expected {size}")
+        for name in ("ramp", "history_value", "history_top_tier", "history_capacity"):
+            if len(getattr(self, name)) != n_reps:
+                raise ValueError(f"AssignmentProblem.{name} has length {len(getattr(self, name))}, expected {n_reps}")
+        if n_pairs and (np.any(np.diff(self.lead) < 0) or self.lead[0] < 0 or self.lead[-1] >= n):
+            raise ValueError("AssignmentProblem.lead must be sorted positions in [0, n_leads)")
+        if n_pairs and (self.rep.min() < 0 or self.rep.max() >= n_reps):
+            raise ValueError("AssignmentProblem.rep must be positions in [0, n_reps)")
+        if np.any(self.capacity <= 0):
+            raise ValueError("AssignmentProblem.capacity must be > 0 (leave out reps without capacity)")
+        if np.any(self.score < 0) or np.any(self.lead_value < 0) or not np.all(np.isfinite(self.score)):
+            raise ValueError("AssignmentProblem.score and lead_value must be finite and >= 0")
+
+    @property
+    def n_leads(self) -> int:
+        return len(self.lead_value)
+
+    @property
+    def n_reps(self) -> int:
+        return len(self.capacity)
+
+    @property
+    def lead_start(self) -> np.ndarray:
+        """(n + 1,) offsets: the pairs of lead l are ``lead_start[l]:lead_start[l + 1]``."""
+        return np.searchsorted(self.lead, np.arange(self.n_leads + 1))
+
+
+@dataclass(frozen=True)
+class FairnessTerms:
+    """The fairness constraints of one problem: which are active, shares, penalties, hold cost."""
+
+    value_on: bool
+    ramp_on: bool
+    cap_on: bool
+    band: float
+    min_share: float
+    max_share: float
+    fair_share: np.ndarray  # (R,) capacity share of the window
+    value_penalty: float  # per unit of value outside the band
+    ramp_penalty: float  # per top-tier lead short of the quota
+    cap_penalty: float  # per top-tier lead above the cap
+    hold_penalty: float
+
+    @classmethod
+    def of(cls, problem: AssignmentProblem, fairness: FairnessConstraints) -> FairnessTerms:
+        """Switch off what cannot apply (no top-tier leads, no ramping rep) and scale penalties."""
+        window_capacity = problem.history_capacity + problem.capacity
+        fair_share = window_capacity / window_capacity.sum() if problem.n_reps else window_capacity
+        has_top = bool(problem.top_tier.any() or problem.history_top_tier.sum() > 0)
+        # Count penalties are per top-tier lead; expressed in value units via the mean baseline
+        # value of today's top-tier leads, so the weights in the config are dimensionless.
+        kappa = float(problem.lead_value[problem.top_tier].mean()) if problem.top_tier.any() else 1.0
+        vs, nq, tc = fairness.value_share, fairness.new_rep_quota, fairness.top_tier_cap
+        terms = dict(
+            value_on=vs.enabled and problem.n_reps > 0,
+            ramp_on=nq.enabled and has_top and bool(problem.ramp.any()),
+            cap_on=tc.enabled and has_top and problem.n_reps > 0,
+            band=vs.band,
+            min_share=nq.min_share,
+            max_share=tc.max_share,
+            fair_share=fair_share,
+            value_penalty=vs.penalty,
+            ramp_penalty=nq.penalty * kappa,
+            cap_penalty=tc.penalty * kappa,
+        )
+        # One more assignment (value e) raises the value-band slacks by at most 2e (its rep's upper
+        # slack by e, the others' lower slacks by (1 - band) e in total) and the top-tier slacks by
+        # at most one lead each; H above that means holding a lead never pays.
+        e_max = float(problem.lead_value.max()) if problem.n_leads else 0.0
+        hold = 1.0 + 2.0 * vs.penalty * e_max * terms["value_on"]
+        hold += terms["ramp_penalty"] * terms["ramp_on"] + terms["cap_penalty"] * terms["cap_on"]
+        hold += float(problem.score.max()) if len(problem.score) else 0.0
+        return cls(**terms, hold_penalty=hold)
+
+    @property
+    def tier_on(self) -> bool:
+        return self.ramp_on or self.cap_on
+
+
+@dataclass(frozen=True)
+class Slacks:
+    """How far an integral assignment is outside each soft constraint (0 = satisfied).
+
+    value_low / value_high: (R,) value units below / above the band; ramp: top-tier leads the
+    ramping reps are short of their quota; top_cap: (R,) top-tier leads above the cap.
+    """
+
+    value_low: np.ndarray
+    value_high: np.ndarray
+    ramp: float
+    top_cap: np.ndarray
+
+    def penalty(self, terms: FairnessTerms) -> float:
+        return float(
+            terms.value_penalty * (self.value_low.sum() + self.value_high.sum())
+            + terms.ramp_penalty * self.ramp
+            + terms.cap_penalty * self.top_cap.sum()
+        )
+
+
+def slacks_of(problem: AssignmentProblem, terms: FairnessTerms, choice: np.ndarray) -> Slacks:
+    """Soft-constraint slacks of ``choice`` ((n,) chosen pair per lead, -1 = held)."""
+    assigned = choice >= 0
+    leads = np.flatnonzero(assigned)
+    reps = problem.rep[choice[assigned]]
+    value = problem.history_value + np.bincount(reps, problem.lead_value[leads], problem.n_reps)
+    top = problem.history_top_tier + np.bincount(
+        reps, problem.top_tier[leads].astype(float), problem.n_reps
+    )
+    total, total_top = value.sum(), top.sum()
+    f = terms.fair_share
+    off = np.zeros(problem.n_reps)
+    return Slacks(
+        value_low=np.maximum(0.0, (1 - terms.band) * f * total - value) if terms.value_on else off,
+        value_high=np.maximum(0.0, value - (1 + terms.band) * f * total) if terms.value_on else off,
+        ramp=max(0.0, terms.min_share * total_top - top[problem.ramp].sum()) if terms.ramp_on else 0.0,
+        top_cap=np.maximum(0.0, top - terms.max_share * total_top) if terms.cap_on else off,
+    )
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The optimiser's answer.
+
+    Attributes:
+        choice: (n,) chosen pair position per lead, -1 when held.
+        status: "optimal" (gap within mip_rel_gap), "feasible" (gap above it: time limit or the
+            repair could not close it) or "empty" (nothing to assign).
+        objective: expected value (wins or revenue) minus fairness penalties of ``choice``.
+        bound: upper bound on the objective of any assignment holding as many leads.
+        gap: (bound - objective) / |objective|.
+        solve_seconds, n_fractional (leads fractional in the LP), n_contested (leads left free
+            after the dual fixing; all leads when no decomposition), method.
+    """
+
+    choice: np.ndarray
+    status: str
+    objective: float
+    bound: float
+    gap: float
+    solve_seconds: float
+    n_fractional: int
+    n_contested: int
+    method: str
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Optimiser:
+    """Exact (to ``mip_rel_gap``) fair assignment over candidate pairs with HiGHS.
+
+    Fields:
+        fairness: which soft constraints apply and their parameters.
+        time_limit_seconds: wall-clock limit; when reached the best feasible assignment is
+            returned with its gap.
+        mip_rel_gap: target relative gap.
+        threads: HiGHS threads.
+        decompose_above_pairs: above this many candidate pairs, fix the uncontested leads with
+            the smoothed dual first (see the module docstring).
+        contested_share: share of leads (smallest dual margins) left to HiGHS when decomposing.
+        repair_share: share of the LP's leads (smallest reduced-cost margins) the repair MIP may
+            move besides the fractional ones.
+    """
+
+    fairness: FairnessConstraints = field(default_factory=FairnessConstraints)
+    time_limit_seconds: float = 120.0
+    mip_rel_gap: float = 1e-4
+    threads: int = 1
+    decompose_above_pairs: int = 150_000
+    contested_share: float = 0.1
+    repair_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fairness, FairnessConstraints):
+            raise TypeError("Optimiser.fairness must be a FairnessConstraints")
+        if not self.time_limit_seconds > 0:
+            raise ValueError(f"Optimiser.time_limit_seconds must be > 0, got {self.time_limit_seconds}")
+        if not 0 <= self.mip_rel_gap < 1:
+            raise ValueError(f"Optimiser.mip_rel_gap must be in [0, 1), got {self.mip_rel_gap}")
+        if self.threads < 1:
+            raise ValueError(f"Optimiser.threads must be >= 1, got {self.threads}")
+        if self.decompose_above_pairs < 0:
+            raise ValueError("Optimiser.decompose_above_pairs must be >= 0")
+        for name in ("contested_share", "repair_share"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"Optimiser.{name} must be in (0, 1], got {getattr(self, name)}")
+
+    def solve(self, problem: AssignmentProblem) -> Solution:
+        """The best assignment of ``problem`` (see :class:`Solution`)."""
+        started = time.perf_counter()
+        terms = FairnessTerms.of(problem, self.fairness)
+        run = _Run(problem, terms, self, started)
+        return run.solve()
+
+
+class _Run:
+    """One solve: the state shared by its phases."""
+
+    def __init__(self, problem: AssignmentProblem, terms: FairnessTerms, opt: Optimiser, started: float):
+        self.p, self.t, self.opt, self.started = problem, terms, opt, started
+        self.start = problem.lead_start
+        self.has_pairs = np.diff(self.start) > 0
+
+    def remaining(self) -> float:
+        return max(0.05, self.opt.time_limit_seconds - (time.perf_counter() - self.started))
+
+    def objective(self, choice: np.ndarray) -> float:
+        """Expected value minus fairness penalties (no hold term)."""
+        ev = float(self.p.score[choice[choice >= 0]].sum())
+        return ev - slacks_of(self.p, self.t, choice).penalty(self.t)
+
+    def model_value(self, choice: np.ndarray) -> float:
+        """The model's objective: objective minus H per held lead that had candidates."""
+        held = int((self.has_pairs & (choice < 0)).sum())
+        return self.objective(choice) - self.t.hold_penalty * held
+
+    def solve(self) -> Solution:
+        p, opt = self.p, self.opt
+        phases: dict[str, float] = {}
+        if len(p.lead) == 0:
+            return self._finish(np.full(p.n_leads, -1), 0.0, 0, 0, "empty", phases)
+        clock = time.perf_counter()
+        if len(p.lead) > opt.decompose_above_pairs:
+            duals = _Dual(p, self.t)
+            y = duals.fit(self.remaining)
+            bound = duals.value(y)
+            fixed = _fix_by_margin(p, duals.reduced(y), opt.contested_share)
+            method = "dual+lp+mip"
+            phases["dual"] = time.perf_counter() - clock
+        else:
+            bound, fixed, method = np.inf, np.full(p.n_leads, -1), "lp+mip"
+        free = (fixed < 0) & self.has_pairs
+        clock = time.perf_counter()
+        lp = _Model(p, self.t, free, fixed, opt.threads)
+        x, reduced, lp_bound = lp.solve_lp(self.remaining())
+        phases["lp"] = time.perf_counter() - clock
+        if x is None:
+            choice = _greedy_fill(p, fixed, free)
+            return self._finish(choice, bound, 0, int(free.sum()), method, phases, timed_out=True)
+        if method == "lp+mip":
+            bound = lp_bound
+        choice, fractional = lp.round(x, fixed)
+        start_choice = _round_up(p, choice, x, lp.pairs, fractional)
+        clock = time.perf_counter()
+        repair = _Model(p, self.t, fractional, choice, opt.threads)
+        import os
+        repaired = repair.solve_mip(min(self.remaining(), float(os.environ.get("REPT", 1e9))), opt.mip_rel_gap, start=start_choice)
+        choice = start_choice if repaired is None else repaired
+        phases["mip"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        choice = _Polish(p, self.t, choice).run(time.perf_counter() + self.remaining())
+        phases["polish"] = time.perf_counter() - clock
+        if self._gap(bound, choice) > opt.mip_rel_gap and len(p.lead) <= _FULL_MIP_PAIRS:
+            # Small instance: a MIP over every pair is cheap and makes the answer exact.
+            full = _Model(p, self.t, self.has_pairs, np.full(p.n_leads, -1), opt.threads)
+            exact = full.solve_mip(self.remaining(), opt.mip_rel_gap, start=choice)
+            choice = choice if exact is None else exact
+        n_frac = int(fractional.sum())
+        return self._finish(choice, bound, n_frac, int(free.sum()), method, phases)
+
+    def _gap(self, bound: float, choice: np.ndarray) -> float:
+        return (bound - self.model_value(choice)) / max(abs(self.objective(choice)), 1e-9)
+
+    def _finish(self, choice, bound, n_frac, n_contested, method, phases, timed_out=False) -> Solution:
+        objective = self.objective(choice)
+        held = int((self.has_pairs & (choice < 0)).sum())
+        shifted = bound + self.t.hold_penalty * held
+        gap = max(0.0, self._gap(bound, choice)) if np.isfinite(bound) else np.inf
+        if method == "empty":
+            status, gap, shifted = "empty", 0.0, 0.0
+        else:
+            status = "optimal" if gap <= self.opt.mip_rel_gap + 1e-12 and not timed_out else "feasible"
+        return Solution(
+            choice=choice,
+            status=status,
+            objective=objective,
+            bound=float(shifted),
+            gap=float(gap),
+            solve_seconds=time.perf_counter() - self.started,
+            n_fractional=n_frac,
+            n_contested=n_contested,
+            method=method,
+            phase_seconds=phases,
+        )
+
+
+def _fix_by_margin(
+    p: AssignmentProblem, reduced: np.ndarray, contested_share: float, restrict: np.ndarray | None = None
+) -> np.ndarray:
+    """(n,) pair fixed per lead (-1 = left free): leads whose best reduced score clearly wins.
+
+    ``reduced`` holds a reduced score per pair (np.nan for pairs to ignore). A lead's margin is
+    its best reduced score minus the next option (holding counts as 0); the ``contested_share``
+    of leads (among ``restrict``, default all) with the smallest margins stay free, and a rep's
+    fixed leads never exceed its capacity (the smallest margins are freed first).
+    """
+    start = p.lead_start
+    has = np.diff(start) > 0
+    if restrict is not None:
+        has &= restrict
+    red = np.where(np.isnan(reduced), -np.inf, reduced)
+    order = np.lexsort((-red, p.lead))
+    first = order[start[:-1][has]]
+    leads = p.lead[first]
+    best = red[first]
+    rest = red.copy()
+    rest[first] = -np.inf
+    second = np.maximum(0.0, np.maximum.reduceat(rest, start[:-1])[has]) if len(rest) else best
+    margin = best - second
+    n_contested = int(np.ceil(contested_share * len(leads)))
+    keep = np.zeros(len(leads), bool)
+    if n_contested < len(leads):
+        keep[np.argsort(-margin, kind="stable")[: len(leads) - n_contested]] = True
+    keep &= best > 0
+    idx = np.flatnonzero(keep)
+    reps = p.rep[first[idx]]
+    by_rep = np.lexsort((-margin[idx], reps))
+    idx, reps = idx[by_rep], reps[by_rep]
+    rank = np.arange(len(idx)) - np.searchsorted(reps, reps)
+    keep[idx[rank >= p.capacity[reps]]] = False
+    fixed = np.full(p.n_leads, -1)
+    fixed[leads[keep]] = first[keep]
+    return fixed
+
+
+class _Dual:
+    """The Lagrangian dual of the LP over the fairness and capacity rows.
+
+    Multipliers y = [v (capacity, R), a (value low, R), g (value high, R), c (top-tier cap, R),
+    q (ramp quota, 1)], present only for the active constraints, with box bounds from the
+    slack penalties. For a pair (l, r) the reduced score is
+    ``score + H - v_r + e_l * w_r + top_l * z_r`` and D(y) = sum_l max(0, max_r reduced) +
+    constant(y) - H * n is an upper bound on the LP for every y in the box.
+    """
+
+    def __init__(self, problem: AssignmentProblem, terms: FairnessTerms):
+        self.p, self.t = problem, terms
+        self.start = problem.lead_start
+        self.has = np.diff(self.start) > 0
+        self.seg = self.start[:-1][self.has]
+        self.e = problem.lead_value[problem.lead]
+        self.top = problem.top_tier[problem.lead].astype(float)
+        self.base = problem.score + terms.hold_penalty
+        R = problem.n_reps
+        self.sizes = {
+            "v": R,
+            "a": R * terms.value_on,
+            "g": R * terms.value_on,
+            "c": R * terms.cap_on,
+            "q": int(terms.ramp_on),
+        }
+        self.offset = terms.hold_penalty * int(self.has.sum())
+
+    def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        out, at = {}, 0
+        for name, size in self.sizes.items():
+            out[name] = y[at : at + size]
+            at += size
+        return out
+
+    def bounds(self) -> list[tuple[float, float | None]]:
+        t = self.t
+        box = {"v": (0.0, None), "a": (0.0, t.value_penalty), "g": (0.0, t.value_penalty)}
+        box |= {"c": (0.0, t.cap_penalty), "q": (0.0, t.ramp_penalty)}
+        return [box[name] for name, size in self.sizes.items() for _ in range(size)]
+
+    def reduced(self, y: np.ndarray) -> np.ndarray:
+        """(J,) reduced score of every pair."""
+        parts, t, p = self.split(y), self.t, self.p
+        d = self.base - parts["v"][p.rep]
+        f = t.fair_share
+        if t.value_on:
+            a, g = parts["a"], parts["g"]
+            w = a - g - (1 - t.band) * (a @ f) + (1 + t.band) * (g @ f)
+            d = d + self.e * w[p.rep]
+        if t.tier_on:
+            z = np.zeros(p.n_reps)
+            if t.cap_on:
+                c = parts["c"]
+                z += t.max_share * c.sum() - c
+            if t.ramp_on:
+                z += parts["q"][0] * (p.ramp - t.min_share)
+            d = d + self.top * z[p.rep]
+        return d
+
+    def _constant(self, parts: dict[str, np.ndarray]) -> float:
+        p, t = self.p, self.t
+        out = float(parts["v"] @ p.capacity)
+        hv, ha = p.history_value, p.history_top_tier
+        f = t.fair_share
+        if t.value_on:
+            out += parts["a"] @ (hv - (1 - t.band) * f * hv.sum())
+            out += parts["g"] @ ((1 + t.band) * f * hv.sum() - hv)
+        if t.cap_on:
+            out += parts["c"] @ (t.max_share * ha.sum() - ha)
+        if t.ramp_on:
+            out += parts["q"][0] * (ha[p.ramp].sum() - t.min_share * ha.sum())
+        return out
+
+    def value(self, y: np.ndarray) -> float:
+        """D(y): a valid upper bound on the model's LP (and MIP) objective."""
+        d = self.reduced(y)
+        best = np.maximum(np.maximum.reduceat(d, self.seg), 0.0) if len(d) else np.zeros(0)
+        return float(best.sum()) + self._constant(self.split(y)) - self.offset
+
+    def _smoothed(self, y: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+        """Entropy-smoothed D (an upper bound on D) and its gradient."""
+        p, t, parts = self.p, self.t, self.split(y)
+        d = self.reduced(y)
+        top = np.maximum(np.maximum.reduceat(d, self.seg), 0.0)
+        lead_top = np.repeat(top, np.diff(np.r_[self.seg, len(d)]))
+        ex = np.exp((d - lead_top) / eps)
+        total = np.add.reduceat(ex, self.seg) + np.exp(-top / eps)
+        value = float(np.sum(top + eps * np.log(total))) + self._constant(parts) - self.offset
+        prob = ex / np.repeat(total, np.diff(np.r_[self.seg, len(d)]))
+        R = p.n_reps
+        grads = [p.capacity - np.bincount(p.rep, prob, R)]
+        f = t.fair_share
+        if t.value_on:
+            got = p.history_value + np.bincount(p.rep, prob * self.e, R)
+            total_value = got.sum()
+            grads += [got - (1 - t.band) * f * total_value, (1 + t.band) * f * total_value - got]
+        if t.tier_on:
+            got_top = p.history_top_tier + np.bincount(p.rep, prob * self.top, R)
+            total_top = got_top.sum()
+            if t.cap_on:
+                grads.append(t.max_share * total_top - got_top)
+            if t.ramp_on:
+                grads.append(np.array([got_top[p.ramp].sum() - t.min_share * total_top]))
+        return value, np.concatenate(grads)
+
+    def fit(self, remaining) -> np.ndarray:
+        """Minimise the smoothed dual with decreasing temperature (L-BFGS-B, box bounds)."""
+        y = np.zeros(sum(self.sizes.values()))
+        seg_best = np.maximum.reduceat(self.p.score, self.seg)
+        scale = float(seg_best.mean()) if len(seg_best) else 1.0
+        bounds = self.bounds()
+        for factor in _EPSILONS:
+            if remaining() < 1.0:
+                break
+            result = minimize(
+                self._smoothed,
+                y,
+                args=(max(scale * factor, 1e-12),),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": 300, "maxcor": 20, "ftol": 1e-12, "gtol": 1e-9},
+            )
+            y = result.x
+        return y
+
+
+class _Model:
+    """The HiGHS model over the pairs of the ``free`` leads, every other lead fixed.
+
+    Column order: x (free pairs), then V (R), T, slack_lo (R), slack_hi (R) when the value band
+    is on, then N (R), TA when a top-tier rule is on, slack_ramp, slack_cap (R).
+    """
+
+    def __init__(self, p: AssignmentProblem, t: FairnessTerms, free: np.ndarray, fixed: np.ndarray, threads: int):
+        self.p, self.t, self.threads = p, t, threads
+        self.pairs = np.flatnonzero(free[p.lead])
+        self.fixed = fixed
+        fixed_leads = np.flatnonzero((fixed >= 0) & ~free)
+        fixed_pairs = fixed[fixed_leads]
+        self.fixed_pairs = fixed_pairs
+        R = p.n_reps
+        fixed_reps = p.rep[fixed_pairs]
+        self.used = np.bincount(fixed_reps, minlength=R)
+        self.got_value = p.history_value + np.bincount(fixed_reps, p.lead_value[fixed_leads], R)
+        self.got_top = p.history_top_tier + np.bincount(
+            fixed_reps, p.top_tier[fixed_leads].astype(float), R
+        )
+        self.lp = self._build()
+
+    def _build(self) -> highspy.HighsLp:
+        p, t, R = self.p, self.t, self.p.n_reps
+        pairs = self.pairs
+        J = len(pairs)
+        lead_of = p.lead[pairs]
+        free_leads, lead_row = np.unique(lead_of, return_inverse=True)
+        self.free_leads = free_leads
+        rep_of = p.rep[pairs]
+        e = p.lead_value[lead_of]
+        top = p.top_tier[lead_of]
+        rows, cols, vals = [lead_row, len(free_leads) + rep_of], [np.arange(J)] * 2, [np.ones(J)] * 2
+        cost = [p.score[pairs] + t.hold_penalty]
+        lower, upper = [np.zeros(J)], [np.ones(J)]
+        row_lo = [np.full(len(free_leads), -_INF), np.full(R, -_INF)]
+        row_hi = [np.ones(len(free_leads)), (p.capacity - self.used).astype(float)]
+        n_rows, n_cols = len(free_leads) + R, J
+        reps = np.arange(R)
+
+        def add(r, c, v):
+            rows.append(np.asarray(r, dtype=np.int64))
+            cols.append(np.asarray(c, dtype=np.int64))
+            vals.append(np.broadcast_to(np.asarray(v, dtype=float), np.shape(r)))
+
+        def new_cols(k, c, lo=0.0, hi=_INF):
+            nonlocal n_cols
+            cost.append(np.broadcast_to(np.asarray(c, dtype=float), (k,)))
+            lower.append(np.full(k, lo))
+            upper.append(np.full(k, hi))
+            n_cols += k
+            return n_cols - k
+
+        def new_rows(k, lo, hi):
+            nonlocal n_rows
+            row_lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (k,)))
+            row_hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (k,)))
+            n_rows += k
+            return n_rows - k
+
+        f = t.fair_share
+        if t.value_on:
+            V, T = new_cols(R, 0.0), new_cols(1, 0.0)
+            s_lo, s_hi = new_cols(R, -t.value_penalty), new_cols(R, -t.value_penalty)
+            vdef = new_rows(R, -self.got_value, -self.got_value)
+            add(vdef + rep_of, np.arange(J), e)
+            add(vdef + reps, V + reps, -1.0)
+            tdef = new_rows(1, 0.0, 0.0)
+            add(np.full(R, tdef), V + reps, 1.0)
+            add([tdef], [T], -1.0)
+            lo = new_rows(R, 0.0, _INF)
+            add(lo + reps, V + reps, 1.0)
+            add(lo + reps, np.full(R, T), -(1 - t.band) * f)
+            add(lo + reps, s_lo + reps, 1.0)
+            hi = new_rows(R, -_INF, 0.0)
+            add(hi + reps, V + reps, 1.0)
+            add(hi + reps, np.full(R, T), -(1 + t.band) * f)
+            add(hi + reps, s_hi + reps, -1.0)
+        if t.tier_on:
+            N, TA = new_cols(R, 0.0), new_cols(1, 0.0)
+            ndef = new_rows(R, -self.got_top, -self.got_top)
+            add(ndef + rep_of[top], np.flatnonzero(top), 1.0)
+            add(ndef + reps, N + reps, -1.0)
+            tadef = new_rows(1, 0.0, 0.0)
+            add(np.full(R, tadef), N + reps, 1.0)
+            add([tadef], [TA], -1.0)
+            if t.ramp_on:
+                s_ramp = new_cols(1, -t.ramp_penalty)
+                ramp = new_rows(1, 0.0, _INF)
+                ramping = np.flatnonzero(p.ramp)
+                add(np.full(len(ramping), ramp), N + ramping, 1.0)
+                add([ramp, ramp], [TA, s_ramp], [-t.min_share, 1.0])
+            if t.cap_on:
+                s_cap = new_cols(R, -t.cap_penalty)
+                cap = new_rows(R, -_INF, 0.0)
+                add(cap + reps, N + reps, 1.0)
+                add(cap + reps, np.full(R, TA), -t.max_share)
+                add(cap + reps, s_cap + reps, -1.0)
+        matrix = sp.csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_cols)
+        )
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n_cols, n_rows
+        lp.col_cost_ = np.concatenate(cost)
+        lp.col_lower_, lp.col_upper_ = np.concatenate(lower), np.concatenate(upper)
+        lp.row_lower_, lp.row_upper_ = np.concatenate(row_lo), np.concatenate(row_hi)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = matrix.indptr
+        lp.a_matrix_.index_ = matrix.indices
+        lp.a_matrix_.value_ = matrix.data
+        lp.sense_ = highspy.ObjSense.kMaximize
+        # constant: the fixed pairs' worth, minus H for every lead with candidates
+        n_with_pairs = int((np.diff(p.lead_start) > 0).sum())
+        lp.offset_ = float((p.score[self.fixed_pairs] + t.hold_penalty).sum() - t.hold_penalty * n_with_pairs)
+        self.n_x = J
+        return lp
+
+    def _highs(self, time_limit: float, mip_rel_gap: float | None = None) -> highspy.Highs:
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", self.threads)
+        h.setOptionValue("random_seed", 0)
+        h.setOptionValue("time_limit", float(time_limit))
+        if mip_rel_gap is not None:
+            h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        return h
+
+    def solve_lp(self, time_limit: float) -> tuple[np.ndarray | None, np.ndarray, float]:
+        """LP relaxation: (x over the free pairs or None when out of time, reduced score per
+        problem pair (nan outside the model), objective)."""
+        h = self._highs(time_limit)
+        h.passModel(self.lp)
+        h.run()
+        reduced = np.full(len(self.p.lead), np.nan)
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, reduced, np.inf
+        solution = h.getSolution()
+        x = np.asarray(solution.col_value)[: self.n_x]
+        # col_dual = cost - A^T y; adding back the lead row's dual gives the pair's reduced score
+        lead_dual = np.asarray(solution.row_dual)[: len(self.free_leads)]
+        lead_row = np.searchsorted(self.free_leads, self.p.lead[self.pairs])
+        reduced[self.pairs] = np.asarray(solution.col_dual)[: self.n_x] + lead_dual[lead_row]
+        return x, reduced, h.getInfo().objective_function_value
+
+    def round(self, x: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Integral leads of an LP solution become choices; returns (choice, fractional mask)."""
+        choice = fixed.copy()
+        choice[self.free_leads] = -1
+        ones = x > 1 - _TOL
+        choice[self.p.lead[self.pairs[ones]]] = self.pairs[ones]
+        between = (x > _TOL) & ~ones
+        fractional = np.zeros(self.p.n_leads, bool)
+        fractional[self.p.lead[self.pairs[between]]] = True
+        choice[fractional] = -1
+        return choice, fractional
+
+    def solve_mip(self, time_limit: float, mip_rel_gap: float, start: np.ndarray | None) -> np.ndarray | None:
+        """MIP over the free pairs: the fixed choices plus the best found, or None if none."""
+        lp = self.lp
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * self.n_x + [
+            highspy.HighsVarType.kContinuous
+        ] * (lp.num_col_ - self.n_x)
+        h = self._highs(time_limit, mip_rel_gap)
+        h.passModel(lp)
+        if start is not None:
+            on = np.flatnonzero(np.isin(self.pairs, start[start >= 0]))
+            h.setSolution(len(on), on.astype(np.int32), np.ones(len(on)))
+        h.run()
+        if h.getInfo().primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
+            return None
+        x = np.asarray(h.getSolution().col_value)[: self.n_x]
+        choice = self.fixed.copy()
+        choice[self.free_leads] = -1
+        on = x > 0.5
+        choice[self.p.lead[self.pairs[on]]] = self.pairs[on]
+        return choice
+
+
+class _Polish:
+    """Local search on an integral assignment: relocations and swaps that raise the objective.
+
+    With the set of assigned leads fixed, the window totals T and TA are constants, so each
+    rep's penalty depends on its own value V_r and top-tier count N_r only (the ramp quota on
+    the ramping reps' total): a move is scored exactly from the two reps it touches. Every
+    round scores all relocations to reps with room and all swaps that involve a rep outside
+    its band or move a lead to a rep it scores better with, then applies the best moves that
+    touch disjoint reps.
+    """
+
+    def __init__(self, p: AssignmentProblem, t: FairnessTerms, choice: np.ndarray):
+        self.p, self.t = p, t
+        self.choice = choice.copy()
+        assigned = choice >= 0
+        R = p.n_reps
+        reps = p.rep[choice[assigned]]
+        leads = np.flatnonzero(assigned)
+        self.V = p.history_value + np.bincount(reps, p.lead_value[leads], R)
+        self.N = p.history_top_tier + np.bincount(reps, p.top_tier[leads].astype(float), R)
+        self.used = np.bincount(reps, minlength=R)
+        total, total_top = self.V.sum(), self.N.sum()
+        self.lo = (1 - t.band) * t.fair_share * total
+        self.hi = (1 + t.band) * t.fair_share * total
+        self.top_cap = t.max_share * total_top
+        self.quota = t.min_share * total_top
+
+    def rep_penalty(self, r: np.ndarray, V: np.ndarray, N: np.ndarray) -> np.ndarray:
+        t = self.t
+        out = np.zeros(np.shape(r))
+        if t.value_on:
+            out = out + t.value_penalty * (np.maximum(0, self.lo[r] - V) + np.maximum(0, V - self.hi[r]))
+        if t.cap_on:
+            out = out + t.cap_penalty * np.maximum(0, N - self.top_cap)
+        return out
+
+    def ramp_penalty(self, ramp_top: np.ndarray | float) -> np.ndarray | float:
+        if not self.t.ramp_on:
+            return np.zeros(np.shape(ramp_top)) if np.ndim(ramp_top) else 0.0
+        return self.t.ramp_penalty * np.maximum(0, self.quota - ramp_top)
+
+    def _moves(self) -> dict[str, np.ndarray]:
+        """Every candidate pair that would move an assigned lead to another rep."""
+        p, choice = self.p, self.choice
+        cur = choice[p.lead]
+        ok = cur >= 0
+        ok[ok] = p.rep[cur[ok]] != p.rep[ok]
+        j = np.flatnonzero(ok)
+        lead = p.lead[j]
+        return {
+            "pair": j,
+            "lead": lead,
+            "src": p.rep[cur[ok]],
+            "dst": p.rep[j],
+            "gain": p.score[j] - p.score[choice[lead]],
+            "e": p.lead_value[lead],
+            "a": p.top_tier[lead].astype(float),
+        }
+
+    def run(self, deadline: float) -> np.ndarray:
+        p = self.p
+        ramp = p.ramp.astype(float)
+        while time.perf_counter() < deadline:
+            m = self._moves()
+            if len(m["pair"]) == 0:
+                break
+            V, N = self.V, self.N
+            base = self.rep_penalty(np.arange(p.n_reps), V, N)
+            ramp_top = float(N[p.ramp].sum())
+            ramp_now = self.ramp_penalty(ramp_top)
+            src, dst, e, a = m["src"], m["dst"], m["e"], m["a"]
+            # relocations
+            room = self.used[dst] < p.capacity[dst]
+            gain = m["gain"] - (
+                self.rep_penalty(src, V[src] - e, N[src] - a) - base[src]
+                + self.rep_penalty(dst, V[dst] + e, N[dst] + a) - base[dst]
+                + self.ramp_penalty(ramp_top + a * (ramp[dst] - ramp[src])) - ramp_now
+            )
+            gain = np.where(room, gain, -np.inf)
+            cands = [(gain, m["lead"], np.full(len(gain), -1), src, dst, m["pair"], np.full(len(gain), -1))]
+            # swaps: move 1 takes a lead src -> dst, move 2 takes another dst -> src
+            hot = base > 1e-12
+            if ramp_now > 1e-12:
+                hot |= p.ramp
+            # a swap that gains needs one half that gains on its own unless a rep is outside
+            # its band; listing only those halves first keeps the join small
+            one = np.flatnonzero((m["gain"] > 0) | hot[src] | hot[dst])
+            key1 = src[one] * p.n_reps + dst[one]
+            key2 = dst * p.n_reps + src
+            order = np.argsort(key2, kind="stable")
+            lo_ = np.searchsorted(key2[order], key1, "left")
+            hi_ = np.searchsorted(key2[order], key1, "right")
+            count = hi_ - lo_
+            i1 = np.repeat(one, count)
+            i2 = order[np.repeat(lo_ - np.cumsum(count) + count, count) + np.arange(count.sum())]
+            if len(i1):
+                r, r2 = src[i1], dst[i1]
+                de, da = e[i2] - e[i1], a[i2] - a[i1]
+                swap_gain = m["gain"][i1] + m["gain"][i2] - (
+                    self.rep_penalty(r, V[r] + de, N[r] + da) - base[r]
+                    + self.rep_penalty(r2, V[r2] - de, N[r2] - da) - base[r2]
+                    + self.ramp_penalty(ramp_top + da * (ramp[r] - ramp[r2])) - ramp_now
+                )
+                cands.append((swap_gain, m["lead"][i1], m["lead"][i2], r, r2, m["pair"][i1], m["pair"][i2]))
+            gains, l1, l2, ra, rb, j1, j2 = (np.concatenate(c) for c in zip(*cands, strict=True))
+            good = np.flatnonzero(gains > 1e-9)
+            if len(good) == 0:
+                break
+            touched = np.zeros(p.n_reps, bool)
+            ramp_moved = False
+            for k in good[np.argsort(-gains[good], kind="stable")]:
+                if touched[ra[k]] or touched[rb[k]]:
+                    continue
+                moves_top = (self.p.top_tier[l1[k]] or (l2[k] >= 0 and self.p.top_tier[l2[k]]))
+                if self.t.ramp_on and moves_top and ramp[ra[k]] != ramp[rb[k]]:
+                    if ramp_moved:
+                        continue
+                    ramp_moved = True
+                touched[ra[k]] = touched[rb[k]] = True
+                self._apply(l1[k], j1[k], ra[k], rb[k])
+                if l2[k] >= 0:
+                    self._apply(l2[k], j2[k], rb[k], ra[k])
+        return self.choice
+
+    def _apply(self, lead: int, pair: int, src: int, dst: int) -> None:
+        e, a = self.p.lead_value[lead], float(self.p.top_tier[lead])
+        self.V[src] -= e
+        self.V[dst] += e
+        self.N[src] -= a
+        self.N[dst] += a
+        self.used[src] -= 1
+        self.used[dst] += 1
+        self.choice[lead] = pair
+
+
+def _round_up(
+    p: AssignmentProblem, choice: np.ndarray, x: np.ndarray, pairs: np.ndarray, fractional: np.ndarray
+) -> np.ndarray:
+    """A feasible start for the repair: each fractional lead to its largest LP share with room."""
+    out = choice.copy()
+    left = p.capacity - np.bincount(p.rep[out[out >= 0]], minlength=p.n_reps)
+    share = np.zeros(len(p.lead))
+    share[pairs] = x
+    start = p.lead_start
+    for lead in np.flatnonzero(fractional):
+        options = np.arange(start[lead], start[lead + 1])
+        for j in options[np.argsort(-share[options], kind="stable")]:
+            if left[p.rep[j]] > 0:
+                left[p.rep[j]] -= 1
+                out[lead] = j
+                break
+    return out
+
+
+def _greedy_fill(p: AssignmentProblem, fixed: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Fallback when the LP ran out of time: free leads by best score, best rep with capacity."""
+    choice = fixed.copy()
+    left = p.capacity - np.bincount(p.rep[fixed[fixed >= 0]], minlength=p.n_reps)
+    start = p.lead_start
+    leads = np.flatnonzero(free)
+    best = np.array([p.score[start[l] : start[l + 1]].max() for l in leads]) if len(leads) else []
+    for lead in leads[np.argsort(-np.asarray(best), kind="stable")]:
+        pairs = np.arange(start[lead], start[lead + 1])
+        for j in pairs[np.argsort(-p.score[pairs], kind="stable")]:
+            if left[p.rep[j]] > 0:
+                left[p.rep[j]] -= 1
+                choice[lead] = j
+                break
+    return choice
