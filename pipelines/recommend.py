@@ -165,8 +165,8 @@ def candidate_pairs(pool: LeadPool, reps_today: pd.DataFrame) -> pd.DataFrame:
             "rep_id": np.tile(working.astype(object), len(leads)),
         }
     )
-    previous = leads.set_index("lead_id")["previous_rep_id"]
-    dropped = pairs["rep_id"].to_numpy() == pairs["lead_id"].map(previous).to_numpy(dtype=object)
+    previous = leads.set_index("lead_id")["previous_rep_id"].astype(object)
+    dropped = (pairs["rep_id"] == pairs["lead_id"].map(previous)).fillna(False).to_numpy(bool)
     return pairs.loc[~dropped].reset_index(drop=True)
 
 

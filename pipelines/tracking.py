@@ -48,7 +48,15 @@ def configure_mlflow(config: TrackingConfig) -> str:
     uri = tracking_uri(config)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    # MLflow exports the URI to the environment; put the user's own setting back so it alone
+    # decides the next time (a different config in the same process must still win).
+    if user_setting is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_setting
     return uri
 
 

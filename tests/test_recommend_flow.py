@@ -1,0 +1,118 @@
+"""The nightly recommend flow end to end on the `small` world (Prefect harness, temp MLflow)."""
+
+from __future__ import annotations
+
+import os
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from pipelines.config import LeadmatchConfig, TrackingConfig
+from pipelines.io import load_data_folder
+from pipelines.outputs import ASSIGNMENT_COLUMNS, ZH_HEADERS
+from pipelines.recommend import RecommendError, recommend_flow
+from pipelines.train import train_flow
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_harness, small_folder, tmp_path_factory):
+    """A config whose MLflow store holds a champion trained on the small world."""
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    config = LeadmatchConfig(tracking=TrackingConfig(root=tmp_path_factory.mktemp("mlflow")))
+    train_flow(small_folder, config)
+    yield config
+    if saved is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+RUN_DATE = "2025-05-06"
+
+
+def test_recommend_writes_valid_files_that_respect_capacity_and_reclaim(
+    trained, small_folder, tmp_path
+):
+    summary = recommend_flow(small_folder, RUN_DATE, tmp_path, trained)
+    folder = tmp_path / RUN_DATE
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "assignments.csv",
+        "rep_summary.csv",
+        "report.html",
+    ]
+    assert (folder / "assignments.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for Excel
+
+    asg = pd.read_csv(folder / "assignments.csv", encoding="utf-8-sig")
+    reps = pd.read_csv(folder / "rep_summary.csv", encoding="utf-8-sig")
+    assert asg.columns.tolist() == ASSIGNMENT_COLUMNS
+    assert asg["lead_id"].is_unique
+    assert set(asg["action"]) <= {"assign", "reassign", "hold"}
+    assert (asg["reason"].str.len() > 10).all()
+    assert summary.placed == (asg["action"] != "hold").sum() > 0
+
+    # Capacity: no rep gets more leads than today's capacity, and absent reps get none.
+    per_rep = asg.loc[asg["action"] != "hold"].groupby("rep_id").size()
+    capacity = reps.set_index("rep_id")["capacity"]
+    assert (per_rep <= capacity.reindex(per_rep.index)).all()
+    assert set(per_rep.index) <= set(reps.loc[reps["available"], "rep_id"])
+
+    # Reclaim: a lead left uncontacted past the SLA goes to someone else.
+    reassigned = asg.loc[asg["action"] == "reassign"]
+    assert len(reassigned) > 0
+    assert (reassigned["rep_id"] != reassigned["previous_rep_id"]).all()
+    data = load_data_folder(small_folder).data
+    history = data.assignments.set_index("lead_id")
+    assert history.loc[reassigned["lead_id"], "first_contact_at"].isna().all()
+
+    # The report is one self-contained page with its charts embedded.
+    images = _images(folder / "report.html")
+    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)
+
+
+def test_rerun_gives_byte_identical_csvs(trained, small_folder, tmp_path):
+    recommend_flow(small_folder, RUN_DATE, tmp_path / "a", trained)
+    recommend_flow(small_folder, RUN_DATE, tmp_path / "b", trained)
+    for name in ("assignments.csv", "rep_summary.csv"):
+        assert (tmp_path / "a" / RUN_DATE / name).read_bytes() == (
+            tmp_path / "b" / RUN_DATE / name
+        ).read_bytes()
+
+
+def test_chinese_headers_and_reasons(trained, small_folder, tmp_path):
+    recommend_flow(small_folder, RUN_DATE, tmp_path, trained, lang="zh")
+    text = (tmp_path / RUN_DATE / "assignments.csv").read_text(encoding="utf-8-sig")
+    header = text.splitlines()[0].split(",")
+    assert header == [ZH_HEADERS[c] for c in ASSIGNMENT_COLUMNS]
+    assert "销售" in text.splitlines()[1] or "暂缓" in text
+
+
+def test_dates_outside_the_data_and_missing_models_are_clear_errors(
+    trained, prefect_harness, small_folder, tmp_path
+):
+    with pytest.raises(RecommendError, match="before the data starts"):
+        recommend_flow(small_folder, "2020-01-01", tmp_path, trained)
+    with pytest.raises(RecommendError, match="export fresh CRM data"):
+        recommend_flow(small_folder, "2026-01-01", tmp_path, trained)
+    empty = trained.model_copy(update={"tracking": TrackingConfig(root=tmp_path / "empty-store")})
+    with pytest.raises(
+        RecommendError, match=r"no trained model: run `leadmatch train --data \.\.\.` first"
+    ):
+        recommend_flow(small_folder, RUN_DATE, tmp_path, empty)
+    assert not (tmp_path / RUN_DATE).exists()
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"])
+
+
+def _images(path) -> list[str]:
+    parser = _Images()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser.sources
