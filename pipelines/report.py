@@ -49,8 +49,8 @@ def _share_chart(report: RunReport):
     fair = reps["fair_share"].to_numpy()
     ax.bar(
         x,
-        fair + report.band,
-        bottom=(fair - report.band).clip(min=0),
+        2 * report.band * fair,
+        bottom=(1 - report.band) * fair,
         color="#dfe8f3",
         width=0.9,
         label="fair band",
