@@ -294,6 +294,53 @@ def schedule(
 
 @app.command()
 @_friendly
+def backtest(
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Simulator scenario to replay (default, small, null, null_small)."),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days to replay after the training cut-off.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Data folder with logged history: off-policy estimates instead."),
+    ] = None,
+    mapping: MappingOption = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for backtest.csv and the chart.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Does leadmatch beat round-robin? Replay the simulator against the truth, or estimate it on history."""
+    from pipelines.backtest import run_backtest
+    from pipelines.config import load_config
+
+    if (scenario is None) == (data is None):
+        raise UserError("give either --scenario NAME (simulator) or --data DIR (real history)")
+    settings = load_config(config)
+    with console.status("backtesting (a few minutes on the default scenario)..."):
+        summary = run_backtest(
+            scenario=scenario,
+            days=days,
+            seed=seed,
+            data=data,
+            mapping=mapping,
+            out=out,
+            config=settings,
+        )
+    table = Table(title="backtest", title_justify="left")
+    for column in summary.table.columns:
+        table.add_column(str(column), justify="right")
+    for row in summary.table.itertuples(index=False):
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+    for line in summary.messages:
+        console.print(f"- {line}")
+    if summary.out is not None:
+        console.print(f"wrote {summary.out}")
+    console.print(f"took {summary.seconds:.0f} s")
+
+
+@app.command()
+@_friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's data and outputs.")] = Path(
         "data/demo"
