@@ -27,4 +27,4 @@ lint: setup
 	$(UV) run --locked ruff format .
 
 bench: setup
-	$(UV) run --locked python benchmarks/run_all.py
+	for script in benchmarks/bench_*.py; do $(UV) run --locked python $$script || exit 1; done
