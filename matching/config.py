@@ -73,11 +73,12 @@ class ValueShareRule(_Slice):
         0.2, ge=0, lt=1, description="Relative half-width of the band around the fair share."
     )
     penalty: float = Field(
-        5.0,
+        1.0,
         gt=0,
         description=(
             "Expected value (wins or revenue, as the objective) given up to move one unit of "
-            "value back inside the band."
+            "lead value back inside the band. Moving a lead to a weaker rep costs far less "
+            "than its value, so 1 already enforces the band whenever the band can be met."
         ),
     )
 
@@ -91,7 +92,7 @@ class NewRepQuota(_Slice):
         0.15, ge=0, le=1, description="Minimum share of the window's top-tier leads they receive."
     )
     penalty: float = Field(
-        5.0,
+        1.0,
         gt=0,
         description=(
             "Penalty per top-tier lead short of the quota, in units of the mean baseline value "
@@ -114,7 +115,7 @@ class TopTierCap(_Slice):
         ),
     )
     penalty: float = Field(
-        5.0,
+        1.0,
         gt=0,
         description=(
             "Penalty per top-tier lead above the cap, in units of the mean baseline value of "
@@ -160,7 +161,13 @@ class SolverSettings(_Slice):
         ),
     )
     mip_rel_gap: float = Field(
-        1e-4, ge=0, lt=1, description="Relative gap at which the mixed-integer repair stops."
+        1e-3,
+        ge=0,
+        lt=1,
+        description=(
+            "Relative gap to the bound (LP or Lagrangian dual) at which a solve counts as "
+            "optimal; the mixed-integer steps stop there too."
+        ),
     )
     threads: int = Field(1, ge=1, description="Threads HiGHS may use.")
 

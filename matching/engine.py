@@ -1,0 +1,342 @@
+"""The matching entry points: :func:`match` and :func:`candidate_pairs`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from matching.config import FairnessConstraints, MatchingConfig
+from matching.day import Day, prepare
+from matching.eligibility import Cause, Eligibility
+from matching.explain import explain
+from matching.fairness import FairnessReport, SoftViolation, measure, problem_of, window
+from matching.optimiser import Optimiser, Solution
+from matching.policies import BASELINES
+from matching.schemas import (
+    AccountOwners,
+    Exclusions,
+    MatchAssignments,
+    MatchLeads,
+    Pins,
+    RepsToday,
+    RepSummary,
+    validated,
+)
+
+POLICIES = ("round_robin", "weighted_round_robin", "greedy", "no_fairness", "leadmatch")
+# Extra candidate leads per rep, as a multiple of its capacity (see _candidates).
+_REACH = 2
+# Rounds of adding back held leads' pairs that fell outside the top-k.
+_HOLD_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class MatchDiagnostics:
+    """How the matching went.
+
+    policy; status: "optimal" (gap within the solver's target), "feasible" (gap above it),
+    "heuristic" (a baseline policy: no bound) or "empty"; objective: expected value (wins or
+    revenue) minus the penalties of the fairness constraints the policy applies (none for
+    baselines and "no_fairness"); bound, gap: upper bound and relative gap (nan for
+    baselines); soft_violations are always measured against the configured constraints; solve_seconds (whole call) and phase_seconds; n_leads, n_assigned, n_held;
+    n_pairs: candidate pairs given; n_candidates: pairs the optimiser considered;
+    n_fractional: leads fractional in the LP; method: how the optimiser solved;
+    expected_value: sum of value * p_win over assignments (the objective's worth);
+    expected_wins: sum of p_win; total_uplift: sum of uplift; soft_violations;
+    price_of_fairness: expected value of the optimum without fairness minus this one's
+    (leadmatch only, when configured); rep_signal_used; notes: plain-language remarks.
+    """
+
+    policy: str
+    status: str
+    objective: float
+    bound: float
+    gap: float
+    solve_seconds: float
+    n_leads: int
+    n_assigned: int
+    n_held: int
+    n_pairs: int
+    n_candidates: int
+    n_fractional: int
+    method: str
+    expected_value: float
+    expected_wins: float
+    total_uplift: float
+    soft_violations: list[SoftViolation]
+    price_of_fairness: float | None
+    rep_signal_used: bool
+    notes: list[str] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """assignments (:class:`~matching.schemas.MatchAssignments`), rep_summary
+    (:class:`~matching.schemas.RepSummary`), diagnostics, fairness (the assignment's
+    :class:`~matching.fairness.FairnessReport`)."""
+
+    assignments: pd.DataFrame
+    rep_summary: pd.DataFrame
+    diagnostics: MatchDiagnostics
+    fairness: FairnessReport
+
+
+def match(
+    candidates: pd.DataFrame,
+    leads: pd.DataFrame,
+    reps_today: pd.DataFrame,
+    config: MatchingConfig | None = None,
+    *,
+    history: pd.DataFrame | None = None,
+    pins: pd.DataFrame | None = None,
+    exclusions: pd.DataFrame | None = None,
+    account_owners: pd.DataFrame | None = None,
+    rep_signal: bool = True,
+    policy: str = "leadmatch",
+) -> MatchResult:
+    """Match the day's leads to reps; see the package docstring for the frames."""
+    started = time.perf_counter()
+    config = config or MatchingConfig()
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+    day = prepare(
+        candidates,
+        leads,
+        reps_today,
+        config,
+        history=history,
+        pins=pins,
+        exclusions=exclusions,
+        account_owners=account_owners,
+        rep_signal=rep_signal,
+    )
+    prepared = time.perf_counter() - started
+    choice, solution, n_candidates = _choose(day, policy)
+    price = None
+    if policy == "leadmatch" and config.price_of_fairness and config.fairness.any_enabled:
+        free, _, _ = _choose(day, "no_fairness")
+        price = _worth(day, free) - _worth(day, choice)
+    clock = time.perf_counter()
+    state = window(day, choice)
+    assignments = _assignments(day, choice, policy, state)
+    report = measure(day, choice)
+    phases = {"prepare": prepared, **(solution.phase_seconds if solution else {})}
+    phases["explain"] = time.perf_counter() - clock
+    assigned = choice >= 0
+    # each policy's own objective: the penalties of the fairness constraints it applies
+    objective = solution.objective if solution else _worth(day, choice)
+    diagnostics = MatchDiagnostics(
+        policy=policy,
+        status=solution.status if solution else ("empty" if day.n_leads == 0 else "heuristic"),
+        objective=objective,
+        bound=solution.bound if solution else np.nan,
+        gap=solution.gap if solution else np.nan,
+        solve_seconds=time.perf_counter() - started,
+        n_leads=day.n_leads,
+        n_assigned=int(assigned.sum()),
+        n_held=int((~assigned).sum()),
+        n_pairs=len(day.lead),
+        n_candidates=n_candidates,
+        n_fractional=solution.n_fractional if solution else 0,
+        method=solution.method if solution else policy,
+        expected_value=float((day.value[assigned] * day.p[choice[assigned]]).sum()),
+        expected_wins=float(day.p[choice[assigned]].sum()),
+        total_uplift=float(day.uplift[choice[assigned]].sum()),
+        soft_violations=report.soft_violations,
+        price_of_fairness=price,
+        rep_signal_used=day.rep_signal,
+        notes=list(day.notes),
+        phase_seconds=phases,
+    )
+    return MatchResult(
+        assignments=assignments,
+        rep_summary=_rep_summary(day, choice, state),
+        diagnostics=diagnostics,
+        fairness=report,
+    )
+
+
+def _worth(day: Day, choice: np.ndarray) -> float:
+    """The objective's expected value of ``choice`` (no penalties)."""
+    return float(day.score[choice[choice >= 0]].sum())
+
+
+def _choose(day: Day, policy: str) -> tuple[np.ndarray, Solution | None, int]:
+    """(choice, the optimiser's solution or None, pairs considered) for ``policy``."""
+    if policy in BASELINES:
+        return BASELINES[policy](day), None, int(day.assignable.sum())
+    fairness = day.config.fairness if policy == "leadmatch" else day.config.fairness.disabled()
+    return _optimise(day, fairness)
+
+
+def _candidates(day: Day) -> np.ndarray:
+    """(J,) bool: the pairs the optimiser considers.
+
+    Each lead's top-k assignable pairs by uplift (then p_win, then rep), plus each rep's
+    best leads by uplift (up to _REACH x its capacity), so a rep that is nobody's top choice
+    can still receive the leads that fairness needs it to. Pins and account continuity leave
+    a lead one eligible pair, which is always in.
+    """
+    ok = np.flatnonzero(day.assignable)
+    keep = np.zeros(len(day.lead), bool)
+    if len(ok) == 0:
+        return keep
+    lead, rep, uplift, p = day.lead[ok], day.rep[ok], day.uplift[ok], day.p[ok]
+    by_lead = ok[np.lexsort((rep, -p, -uplift, lead))]
+    lead_sorted = day.lead[by_lead]
+    rank = np.arange(len(by_lead)) - np.searchsorted(lead_sorted, lead_sorted)
+    keep[by_lead[rank < day.config.top_k]] = True
+    by_rep = ok[np.lexsort((lead, -p, -uplift, rep))]
+    rep_sorted = day.rep[by_rep]
+    rank = np.arange(len(by_rep)) - np.searchsorted(rep_sorted, rep_sorted)
+    keep[by_rep[rank < _REACH * day.capacity[rep_sorted]]] = True
+    return keep
+
+
+def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solution, int]:
+    """The optimiser over the candidate pairs. A lead it holds while an eligible rep outside
+    its top-k still has room gets all its assignable pairs and the problem is solved again."""
+    solver = day.config.solver
+    optimiser = Optimiser(
+        fairness=fairness,
+        time_limit_seconds=solver.time_limit_seconds,
+        mip_rel_gap=solver.mip_rel_gap,
+        threads=solver.threads,
+    )
+    keep = _candidates(day)
+    for _ in range(_HOLD_ROUNDS):
+        pairs = np.flatnonzero(keep)
+        problem, _, _ = problem_of(day, pairs, fairness)
+        solution = optimiser.solve(problem)
+        choice = np.where(solution.choice >= 0, pairs[np.maximum(solution.choice, 0)], -1)
+        used = np.bincount(day.rep[choice[choice >= 0]], minlength=day.n_reps)
+        held = choice < 0
+        missed = day.assignable & ~keep & held[day.lead] & (used[day.rep] < day.capacity[day.rep])
+        if not missed.any():
+            break
+        keep |= day.assignable & np.isin(day.lead, day.lead[missed])
+    return choice, solution, int(keep.sum())
+
+
+def _assignments(day: Day, choice: np.ndarray, policy: str, state) -> pd.DataFrame:
+    assigned = choice >= 0
+    j = np.maximum(choice, 0)
+    has = len(day.p) > 0
+
+    def pick(values: np.ndarray) -> np.ndarray:
+        return np.where(assigned, values[j], np.nan) if has else np.full(day.n_leads, np.nan)
+
+    p_win = pick(day.p)
+    frame = pd.DataFrame(
+        {
+            "lead_id": pd.array(day.lead_ids.astype(str), dtype="str"),
+            "action": pd.array(np.where(assigned, "assign", "hold"), dtype="str"),
+            "rep_id": pd.array(
+                [str(day.rep_ids[day.rep[k]]) if k >= 0 else None for k in choice], dtype="str"
+            ),
+            "p_win": p_win,
+            "p_baseline": day.baseline,
+            "uplift": pick(day.uplift),
+            "expected_value": day.value * p_win,
+            "tier": pd.array(day.tier, dtype="str"),
+        }
+    )
+    frame = pd.concat([frame, explain(day, choice, policy, state)], axis=1)
+    columns = list(MatchAssignments.to_schema().columns)
+    return MatchAssignments.validate(frame[columns])
+
+
+def _rep_summary(day: Day, choice: np.ndarray, state) -> pd.DataFrame:
+    assigned = np.flatnonzero(choice >= 0)
+    reps = day.rep[choice[assigned]]
+    R = day.n_reps
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(reps[mask], minlength=R).astype(int)
+
+    tiers = day.tier[assigned]
+    value_share = state.value / state.value.sum() if state.value.sum() > 0 else np.full(R, np.nan)
+    top_share = state.top / state.top.sum() if state.top.sum() > 0 else np.full(R, np.nan)
+    value_share = np.where(state.working, value_share, np.nan)
+    frame = pd.DataFrame(
+        {
+            "rep_id": pd.array(day.rep_ids.astype(str), dtype="str"),
+            "capacity": day.capacity.astype(int),
+            "assigned": state.used.astype(int),
+            "tier_A": count(tiers == "A"),
+            "tier_B": count(tiers == "B"),
+            "tier_C": count(tiers == "C"),
+            "capacity_use": np.where(
+                day.capacity > 0, state.used / np.maximum(day.capacity, 1), np.nan
+            ),
+            "expected_wins": np.bincount(reps, day.p[choice[assigned]], R),
+            "expected_value": np.bincount(reps, day.value[assigned] * day.p[choice[assigned]], R),
+            "value_received": state.value_today,
+            "top_tier_received": state.top_today.astype(int),
+            "ramp_up": day.ramp,
+            "fair_share": state.fair_share,
+            "window_value_share": value_share,
+            "share_ratio": np.where(
+                state.fair_share > 0, value_share / np.maximum(state.fair_share, 1e-300), np.nan
+            ),
+            "window_top_tier_share": np.where(state.working, top_share, np.nan),
+        }
+    )
+    return RepSummary.validate(frame)
+
+
+def candidate_pairs(
+    leads: pd.DataFrame,
+    reps_today: pd.DataFrame,
+    config: MatchingConfig | None = None,
+    *,
+    pins: pd.DataFrame | None = None,
+    exclusions: pd.DataFrame | None = None,
+    account_owners: pd.DataFrame | None = None,
+    chunk_pairs: int = 2_000_000,
+) -> pd.DataFrame:
+    """The (lead_id, rep_id) pairs worth scoring: every eligible pair (see
+    :class:`~matching.config.EligibilityRules`), capacity aside, so explanations can name a
+    better rep who is full. The lead x rep cross product is screened ``chunk_pairs`` at a time.
+    """
+    config = config or MatchingConfig()
+    leads = validated(MatchLeads, leads, "leads")
+    reps = validated(RepsToday, reps_today, "reps_today").sort_values("rep_id", kind="stable")
+    reps = reps.reset_index(drop=True)
+    rep_index = pd.Index(reps["rep_id"])
+    eligibility = Eligibility.build(
+        leads,
+        reps,
+        config.eligibility,
+        rep_index=rep_index,
+        pins=validated(Pins, pins, "pins") if pins is not None else None,
+        exclusions=validated(Exclusions, exclusions, "exclusions")
+        if exclusions is not None
+        else None,
+        account_owners=validated(AccountOwners, account_owners, "account_owners")
+        if account_owners is not None
+        else None,
+    )
+    working = np.flatnonzero(eligibility.working)
+    lead_ids = leads["lead_id"].to_numpy(dtype=object)
+    found_leads, found_reps = [], []
+    per_chunk = max(1, chunk_pairs // max(len(working), 1))
+    for first in range(0, len(leads), per_chunk):
+        block = np.arange(first, min(first + per_chunk, len(leads)))
+        lead = np.repeat(block, len(working))
+        rep = np.tile(working, len(block))
+        ok = eligibility.causes(lead, rep) == Cause.ELIGIBLE
+        found_leads.append(lead[ok])
+        found_reps.append(rep[ok])
+    lead = np.concatenate(found_leads) if found_leads else np.zeros(0, dtype=np.int64)
+    rep = np.concatenate(found_reps) if found_reps else np.zeros(0, dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "lead_id": pd.array(lead_ids[lead].astype(str), dtype="str"),
+            "rep_id": pd.array(reps["rep_id"].to_numpy(dtype=object)[rep].astype(str), dtype="str"),
+        }
+    )
