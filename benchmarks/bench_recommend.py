@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if args.child:
         folder, run_date, store, out = args.child
         print(json.dumps(run(Path(folder), run_date, Path(store), Path(out))))
@@ -118,8 +119,9 @@ def main() -> None:
                 ],
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if child.returncode:
+                sys.exit(f"recommend failed for {size}:\n{child.stderr[-3000:]}")
             result = json.loads(child.stdout.strip().splitlines()[-1])
             rows.append({"size": size, "run_date": run_date, "train_s": train_s, **result})
     print(
