@@ -212,7 +212,9 @@ def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solu
         pairs = np.flatnonzero(keep)
         problem, _, _ = problem_of(day, pairs, fairness)
         solution = optimiser.solve(problem)
-        choice = np.where(solution.choice >= 0, pairs[np.maximum(solution.choice, 0)], -1)
+        choice = np.full(day.n_leads, -1)
+        taken = solution.choice >= 0
+        choice[taken] = pairs[solution.choice[taken]]
         used = np.bincount(day.rep[choice[choice >= 0]], minlength=day.n_reps)
         held = choice < 0
         missed = day.assignable & ~keep & held[day.lead] & (used[day.rep] < day.capacity[day.rep])
@@ -273,9 +275,11 @@ def _rep_summary(day: Day, choice: np.ndarray, state) -> pd.DataFrame:
             "capacity_use": np.where(
                 day.capacity > 0, state.used / np.maximum(day.capacity, 1), np.nan
             ),
-            "expected_wins": np.bincount(reps, day.p[choice[assigned]], R),
-            "expected_value": np.bincount(reps, day.value[assigned] * day.p[choice[assigned]], R),
-            "value_received": state.value_today,
+            "expected_wins": np.bincount(reps, day.p[choice[assigned]], R).astype(float),
+            "expected_value": np.bincount(
+                reps, day.value[assigned] * day.p[choice[assigned]], R
+            ).astype(float),
+            "value_received": state.value_today.astype(float),
             "top_tier_received": state.top_today.astype(int),
             "ramp_up": day.ramp,
             "fair_share": state.fair_share,

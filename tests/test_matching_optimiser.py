@@ -1,0 +1,211 @@
+"""The optimiser against references: brute force, an assignment solver, and its dual bound."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from matching.config import FairnessConstraints, NewRepQuota, TopTierCap, ValueShareRule
+from matching.optimiser import (
+    AssignmentProblem,
+    FairnessTerms,
+    Optimiser,
+    _Dual,
+    _Model,
+    slacks_of,
+)
+
+ALL_ON = FairnessConstraints(
+    value_share=ValueShareRule(band=0.15, penalty=1.0),
+    new_rep_quota=NewRepQuota(min_share=0.4, penalty=2.0),
+    top_tier_cap=TopTierCap(max_share=0.4, penalty=1.5),
+)
+OFF = ALL_ON.disabled()
+ONLY = {
+    "none": OFF,
+    "value_share": OFF.model_copy(update={"value_share": ALL_ON.value_share}),
+    "new_rep_quota": OFF.model_copy(update={"new_rep_quota": ALL_ON.new_rep_quota}),
+    "top_tier_cap": OFF.model_copy(update={"top_tier_cap": ALL_ON.top_tier_cap}),
+    "all": ALL_ON,
+}
+
+
+def random_problem(
+    seed: int,
+    n: int = 6,
+    reps: int = 3,
+    dense: bool = False,
+    history: bool = True,
+    slack: float = 0.0,
+) -> AssignmentProblem:
+    """A small problem with every lead x rep pair (or a random subset), random capacities
+    (1-3, or about (1 + slack) * n / reps when slack > 0), one ramping rep and some history."""
+    rng = np.random.default_rng(seed)
+    keep = np.ones((n, reps), bool) if dense else rng.random((n, reps)) < 0.8
+    lead, rep = np.nonzero(keep)
+    value = rng.lognormal(0, 0.5, n)
+    p = rng.uniform(0.05, 0.6, len(lead))
+    base = value * rng.uniform(0.1, 0.4, n)
+    return AssignmentProblem(
+        lead=lead,
+        rep=rep,
+        score=value[lead] * p,
+        lead_value=base,
+        top_tier=base >= np.quantile(base, 0.6),
+        capacity=rng.integers(1, 4, reps)
+        if slack <= 0
+        else rng.integers(1, 3, reps) + int((1 + slack) * n / reps),
+        ramp=np.arange(reps) == 0,
+        history_value=rng.uniform(0, 2, reps) * history,
+        history_top_tier=rng.integers(0, 3, reps).astype(float) * history,
+        history_capacity=rng.integers(2, 8, reps).astype(float) * history,
+    )
+
+
+def model_value(problem: AssignmentProblem, terms: FairnessTerms, choice: np.ndarray) -> float:
+    """The model objective written out independently: worth - penalties - H per held lead."""
+    assigned = choice >= 0
+    held = (~assigned & (np.diff(problem.lead_start) > 0)).sum()
+    penalty = slacks_of(problem, terms, choice).penalty(terms)
+    return problem.score[choice[assigned]].sum() - penalty - terms.hold_penalty * held
+
+
+def brute_force(problem: AssignmentProblem, terms: FairnessTerms) -> float:
+    start = problem.lead_start
+    options = [list(range(start[i], start[i + 1])) + [-1] for i in range(problem.n_leads)]
+    best = -np.inf
+    for combo in itertools.product(*options):
+        choice = np.array(combo)
+        used = np.bincount(problem.rep[choice[choice >= 0]], minlength=problem.n_reps)
+        if np.all(used <= problem.capacity):
+            best = max(best, model_value(problem, terms, choice))
+    return best
+
+
+@pytest.mark.parametrize("constraints", list(ONLY))
+@pytest.mark.parametrize("seed", range(4))
+def test_finds_the_brute_force_optimum(constraints, seed):
+    problem = random_problem(seed)
+    fairness = ONLY[constraints]
+    terms = FairnessTerms.of(problem, fairness)
+    solution = Optimiser(fairness=fairness, mip_rel_gap=0.0).solve(problem)
+    assert model_value(problem, terms, solution.choice) == pytest.approx(
+        brute_force(problem, terms), abs=1e-7
+    )
+    assert solution.status == "optimal"
+    assert solution.bound >= solution.objective - 1e-9
+
+
+def test_capacity_only_matches_an_assignment_solver_with_replicated_rep_slots():
+    rng = np.random.default_rng(7)
+    n, reps = 40, 6
+    capacity = rng.integers(3, 9, reps)
+    p = rng.uniform(0.05, 0.7, (n, reps))
+    lead, rep = np.nonzero(np.ones((n, reps), bool))
+    problem = AssignmentProblem(
+        lead=lead,
+        rep=rep,
+        score=p[lead, rep],
+        lead_value=np.ones(n),
+        top_tier=np.zeros(n, bool),
+        capacity=capacity,
+        ramp=np.zeros(reps, bool),
+        history_value=np.zeros(reps),
+        history_top_tier=np.zeros(reps),
+        history_capacity=np.zeros(reps),
+    )
+    solution = Optimiser(fairness=OFF, mip_rel_gap=0.0).solve(problem)
+    slots = np.repeat(np.arange(reps), capacity)
+    rows, cols = linear_sum_assignment(p[:, slots], maximize=True)
+    assert solution.objective == pytest.approx(p[rows, slots[cols]].sum(), abs=1e-9)
+    assert (solution.choice >= 0).sum() == min(n, capacity.sum())
+
+
+def lp_optimum(problem: AssignmentProblem, terms: FairnessTerms) -> float:
+    everything = np.diff(problem.lead_start) > 0
+    x, value = _Model(problem, terms, everything, np.full(problem.n_leads, -1), 1).solve_lp(60)
+    assert x is not None
+    return value
+
+
+@pytest.mark.parametrize("constraints", ["none", "value_share", "all"])
+def test_the_lagrangian_dual_bounds_the_lp_everywhere_and_meets_it_at_its_minimum(constraints):
+    problem = random_problem(3, n=60, reps=8, history=True)
+    terms = FairnessTerms.of(problem, ONLY[constraints])
+    dual = _Dual(problem, terms)
+    optimum = lp_optimum(problem, terms)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = np.array([rng.uniform(lo, 3.0 if hi is None else hi) for lo, hi in dual.bounds()])
+        assert dual.value(y) >= optimum - 1e-7
+    fitted = dual.value(dual.fit(lambda: 60.0))
+    assert fitted >= optimum - 1e-7
+    assert fitted - optimum <= 1e-3 * abs(optimum)
+
+
+def test_decomposition_stays_within_the_target_gap():
+    problem = random_problem(11, n=1500, reps=30, dense=False, slack=0.1)
+    optimiser = Optimiser(fairness=ALL_ON, decompose_above_pairs=0, contested_share=0.1)
+    solution = optimiser.solve(problem)
+    assert solution.method == "dual+lp+mip"
+    assert solution.gap <= 1e-3
+    used = np.bincount(problem.rep[solution.choice[solution.choice >= 0]], minlength=problem.n_reps)
+    assert np.all(used <= problem.capacity)
+
+
+def test_a_lead_is_held_only_when_its_reps_are_full():
+    problem = random_problem(5, n=12, reps=3)
+    solution = Optimiser(fairness=ALL_ON).solve(problem)
+    used = np.bincount(problem.rep[solution.choice[solution.choice >= 0]], minlength=problem.n_reps)
+    start = problem.lead_start
+    for lead in np.flatnonzero(solution.choice < 0):
+        reps = problem.rep[start[lead] : start[lead + 1]]
+        assert np.all(used[reps] >= problem.capacity[reps])
+
+
+def test_an_empty_problem_is_solved_trivially():
+    problem = random_problem(0, n=3)
+    empty = AssignmentProblem(
+        lead=np.zeros(0, int),
+        rep=np.zeros(0, int),
+        score=np.zeros(0),
+        lead_value=np.zeros(3),
+        top_tier=np.zeros(3, bool),
+        capacity=problem.capacity,
+        ramp=problem.ramp,
+        history_value=problem.history_value,
+        history_top_tier=problem.history_top_tier,
+        history_capacity=problem.history_capacity,
+    )
+    solution = Optimiser().solve(empty)
+    assert solution.status == "empty"
+    assert np.all(solution.choice == -1)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("time_limit_seconds", 0, "time_limit_seconds must be > 0"),
+        ("mip_rel_gap", 1.5, r"mip_rel_gap must be in \[0, 1\)"),
+        ("threads", 0, "threads must be >= 1"),
+        ("contested_share", 0.0, r"contested_share must be in \(0, 1\]"),
+        ("fairness", "fair", "fairness must be a FairnessConstraints"),
+    ],
+)
+def test_optimiser_fields_are_validated(field, value, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        Optimiser(**{field: value})
+
+
+def test_problem_arrays_are_validated():
+    problem = random_problem(0)
+    fields = {name: getattr(problem, name) for name in problem.__dataclass_fields__}
+    with pytest.raises(ValueError, match="capacity must be > 0"):
+        AssignmentProblem(**(fields | {"capacity": np.array([1, 0, 2])}))
+    with pytest.raises(ValueError, match="lead must be sorted"):
+        AssignmentProblem(**(fields | {"lead": problem.lead[::-1].copy()}))
+    with pytest.raises(ValueError, match="score has length"):
+        AssignmentProblem(**(fields | {"score": problem.score[:-1]}))
