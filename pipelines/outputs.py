@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from matching.explain import ReasonCatalogue, render
+
 ASSIGNMENT_COLUMNS = [
     "run_date",
     "lead_id",
@@ -77,6 +79,40 @@ ZH_BOOL = {True: "是", False: "否"}
 
 FLOAT_DECIMALS = 4
 
+ZH_REASONS = {
+    "best_rep": "在可用销售中预计赢单率最高",
+    "only_rep": "唯一符合条件的销售",
+    "pinned": "经理指定给{rep_id}",
+    "account_owner": "{rep_id}已负责客户{account_id}",
+    "no_rep_signal": "销售之间无可靠差异：按线索价值和负荷均衡分配",
+    "capacity": "第{rank}选择：{best_rep_id}已满负荷",
+    "value_share": "第{rank}选择：{best_rep_id}已获得其公平份额的线索价值",
+    "value_share_min": "第{rank}选择：使{rep_id}达到其公平份额",
+    "new_rep_quota": "第{rank}选择：新人优质线索配额",
+    "top_tier_cap": "第{rank}选择：{best_rep_id}的优质线索已达上限",
+    "tradeoff": "第{rank}选择：更优的销售在其他线索上收益更大",
+    "round_robin": "轮询分配",
+    "weighted_round_robin": "按容量加权轮询分配",
+    "reclaimed": "{days_without_contact}天未联系，从{previous_rep_id}收回",
+    "hold_no_candidates": "暂缓：该线索没有评分的销售",
+    "hold_no_eligible": "暂缓：没有符合条件的销售（{why}）",
+    "hold_capacity": "暂缓：{n_eligible}名符合条件的销售均已满负荷",
+}
+ZH_CAUSES = {
+    "inactive": "{n}名停用",
+    "absent": "{n}名缺勤",
+    "excluded": "{n}名被排除",
+    "previous_rep": "原负责人",
+    "pinned_elsewhere": "已指定给其他销售",
+    "account_elsewhere": "客户由其他销售负责",
+    "region": "{n}名不在该区域",
+    "skills": "{n}名缺少技能",
+    "language": "{n}名不会该语言",
+}
+CHINESE = ReasonCatalogue(
+    templates=ZH_REASONS, causes=ZH_CAUSES, ordinal=str, separator="；", list_separator="，"
+)
+
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as UTF-8 with BOM, fixed decimals and "\\n" line ends (byte-stable)."""
@@ -111,3 +147,8 @@ def localise(
     if reasons_zh is not None and "reason" in out:
         out["reason"] = reasons_zh.to_numpy()
     return out.rename(columns=ZH_HEADERS)
+
+
+def chinese_reasons(assignments: pd.DataFrame) -> pd.Series:
+    """The matching's reasons rendered in Simplified Chinese (from reason_code and reason_params)."""
+    return render(assignments, CHINESE)

@@ -18,7 +18,8 @@ from prefect.cache_policies import NO_CACHE
 
 from features.daily import LeadPool, leads_to_place, rep_day, snapshot
 from features.schemas import CrmData
-from matching.assign import match_day
+from matching import MatchResult, candidate_pairs, match
+from matching.fairness import SoftViolation
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
@@ -26,6 +27,7 @@ from pipelines.outputs import (
     ASSIGNMENT_COLUMNS,
     REP_SUMMARY_COLUMNS,
     ZH_HEADERS,
+    chinese_reasons,
     localise,
     write_csv,
 )
@@ -153,27 +155,11 @@ def score_pairs(
     return out
 
 
-def candidate_pairs(pool: LeadPool, reps_today: pd.DataFrame) -> pd.DataFrame:
-    """Every placed lead x every rep who works today, minus the rep a reclaimed lead came from."""
-    working = reps_today.loc[
-        reps_today["available"] & (reps_today["capacity"] > 0), "rep_id"
-    ].to_numpy()
-    leads = pool.leads
-    pairs = pd.DataFrame(
-        {
-            "lead_id": np.repeat(leads["lead_id"].to_numpy(dtype=object), len(working)),
-            "rep_id": np.tile(working.astype(object), len(leads)),
-        }
-    )
-    previous = leads.set_index("lead_id")["previous_rep_id"].astype(object)
-    dropped = (pairs["rep_id"] == pairs["lead_id"].map(previous)).fillna(False).to_numpy(bool)
-    return pairs.loc[~dropped].reset_index(drop=True)
-
-
 def window_history(out: Path, day: pd.Timestamp, days: int, objective: str) -> pd.DataFrame | None:
     """What each rep received on the previous ``days`` days, from earlier runs' outputs in ``out``.
 
-    Returns rep_id, value, top_tier, capacity (window totals), or None when no earlier run exists.
+    Returns rep_id, value_received, top_tier_received, capacity_days (window totals), or None
+    when no earlier run exists.
     """
     rows = []
     english = {v: k for k, v in ZH_HEADERS.items()}
@@ -191,9 +177,9 @@ def window_history(out: Path, day: pd.Timestamp, days: int, objective: str) -> p
             pd.DataFrame(
                 {
                     "rep_id": placed["rep_id"].astype(str),
-                    "value": worth,
-                    "top_tier": (placed["tier"] == "A").astype(float),
-                    "capacity": 0.0,
+                    "value_received": worth,
+                    "top_tier_received": (placed["tier"] == "A").astype(float),
+                    "capacity_days": 0.0,
                 }
             )
         )
@@ -201,9 +187,9 @@ def window_history(out: Path, day: pd.Timestamp, days: int, objective: str) -> p
             pd.DataFrame(
                 {
                     "rep_id": reps["rep_id"].astype(str),
-                    "value": 0.0,
-                    "top_tier": 0.0,
-                    "capacity": reps["capacity"],
+                    "value_received": 0.0,
+                    "top_tier_received": 0.0,
+                    "capacity_days": reps["capacity"].astype(float),
                 }
             )
         )
@@ -212,10 +198,10 @@ def window_history(out: Path, day: pd.Timestamp, days: int, objective: str) -> p
     return pd.concat(rows).groupby("rep_id", as_index=False).sum()
 
 
-def account_owners(data: CrmData) -> pd.Series:
-    """account_id -> the rep holding that account's most recent open lead."""
+def account_owners(data: CrmData) -> pd.DataFrame | None:
+    """account_id, rep_id: the rep holding each account's most recent open lead."""
     if "account_id" not in data.leads:
-        return pd.Series(dtype=object)
+        return None
     open_rows = data.assignments.loc[
         data.assignments["status"] == "open", ["lead_id", "rep_id", "assigned_at"]
     ]
@@ -225,42 +211,39 @@ def account_owners(data: CrmData) -> pd.Series:
     owned = owned.sort_values("assigned_at", kind="stable").drop_duplicates(
         "account_id", keep="last"
     )
-    return owned.set_index("account_id")["rep_id"]
+    return owned[["account_id", "rep_id"]].astype(str).reset_index(drop=True)
 
 
 def manager_tables(
-    match, reps_today: pd.DataFrame, run_date: str, lang: str
+    match: MatchResult, leads: pd.DataFrame, reps_today: pd.DataFrame, run_date: str, lang: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``assignments.csv`` and ``rep_summary.csv`` as managers read them (sorted, localised)."""
     names = reps_today.set_index("rep_id")["name"]
-    asg = match.assignments.assign(run_date=run_date, rep_name=lambda f: f["rep_id"].map(names))
-    tier_order = asg["tier"].map({"A": 0, "B": 1, "C": 2})
-    asg = asg.assign(_held=asg["rep_id"].isna(), _tier=tier_order)
-    asg = asg.sort_values(["_held", "rep_id", "_tier", "lead_id"], kind="stable")
-    reasons_zh = asg["reason_zh"]
+    previous = leads.set_index("lead_id")["previous_rep_id"]
+    asg = match.assignments
+    previous_rep = asg["lead_id"].map(previous)
+    reclaimed = previous_rep.notna() & (asg["action"] == "assign")
+    asg = asg.assign(
+        previous_rep_id=previous_rep,
+        action=asg["action"].mask(reclaimed, "reassign"),
+        run_date=run_date,
+        rep_name=asg["rep_id"].map(names),
+        _held=asg["rep_id"].isna(),
+        _tier=asg["tier"].map({"A": 0, "B": 1, "C": 2}),
+    ).sort_values(["_held", "rep_id", "_tier", "lead_id"], kind="stable")
+    reasons_zh = chinese_reasons(asg) if lang == "zh" else None
     asg = asg[ASSIGNMENT_COLUMNS].reset_index(drop=True)
-    summary = reps_today[["rep_id", "name", "team", "available", "capacity", "open_load"]].merge(
-        match.reps.drop(columns="capacity"), on="rep_id", how="left"
+    summary = reps_today[["rep_id", "name", "team", "available", "open_load"]].merge(
+        match.rep_summary, on="rep_id", how="left"
     )
-    counts = ["assigned", "tier_A", "tier_B", "tier_C"]
-    summary[counts] = summary[counts].fillna(0).astype(int)
-    summary = summary.fillna(
-        {"expected_wins": 0.0, "expected_value": 0.0, "value_share": 0.0, "fair_share": 0.0}
-    )
-    summary = (
-        summary.assign(
-            rep_name=summary["name"],
-            capacity_used=np.where(
-                summary["capacity"] > 0,
-                summary["assigned"] / summary["capacity"].clip(lower=1),
-                0.0,
-            ),
-            share_vs_fair=summary["value_share"] - summary["fair_share"],
-            open_load_after=summary["open_load"] + summary["assigned"],
-        )[REP_SUMMARY_COLUMNS]
-        .sort_values("rep_id", kind="stable")
-        .reset_index(drop=True)
-    )
+    summary = summary.assign(
+        rep_name=summary["name"],
+        capacity_used=summary["capacity_use"].fillna(0.0),
+        value_share=summary["window_value_share"].fillna(0.0),
+        share_vs_fair=summary["window_value_share"].fillna(0.0) - summary["fair_share"],
+        open_load_after=summary["open_load"] + summary["assigned"],
+    )[REP_SUMMARY_COLUMNS]
+    summary = summary.sort_values("rep_id", kind="stable").reset_index(drop=True)
     return localise(asg, lang, reasons_zh=reasons_zh), localise(summary, lang)
 
 
@@ -308,162 +291,172 @@ def recommend_flow(
         max_age_days=config.recommend.max_lead_age_days,
     )
     reps_today = rep_day(state, day)
-    match, round_robin, no_fairness, p_scored = match_leads(
-        state, champion, pool, reps_today, day, out, config
+    fair, round_robin, n_pairs = match_leads(state, champion, pool, reps_today, day, out, config)
+    summary = RecommendSummary(
+        folder=out / f"{day:%Y-%m-%d}",
+        run_date=f"{day:%Y-%m-%d}",
+        placed=fair.diagnostics.n_assigned,
+        held=fair.diagnostics.n_held,
+        reclaimed=pool.n_reclaimed,
+        too_old=pool.too_old,
+        expected_wins=fair.diagnostics.expected_wins,
+        expected_wins_round_robin=round_robin.diagnostics.expected_wins,
+        price_of_fairness=fair.diagnostics.price_of_fairness,
+        model_version=champion.version,
+        rep_signal_used=champion.rep_signal_used,
     )
-    folder = write_outputs(
-        match, round_robin, no_fairness, pool, reps_today, champion, day, out, config, lang
-    )
-    return log_recommendation(
-        folder, match, round_robin, no_fairness, pool, champion, config, day, p_scored
-    )
+    write_outputs(fair, summary, champion, pool.leads, reps_today, config, lang)
+    log_recommendation(fair, summary, config, n_pairs)
+    return summary
 
 
 @task(cache_policy=NO_CACHE)
 def match_leads(
-    state, champion: Champion, pool: LeadPool, reps_today, day, out: Path, config: LeadmatchConfig
-):
-    """Score the candidate pairs and match them with leadmatch, round-robin and no fairness."""
-    candidates = candidate_pairs(pool, reps_today)
+    state: CrmData,
+    champion: Champion,
+    pool: LeadPool,
+    reps_today: pd.DataFrame,
+    day: pd.Timestamp,
+    out: Path,
+    config: LeadmatchConfig,
+) -> tuple[MatchResult, MatchResult, int]:
+    """Score the candidate pairs; match them with leadmatch, and with round-robin to compare."""
+    leads = pool.leads
+    owners = account_owners(state)
+    candidates = candidate_pairs(leads, reps_today, config.matching, account_owners=owners)
     get_run_logger().info(
         "placing %s leads (%s reclaimed) over %s candidate pairs",
-        len(pool.leads),
+        len(leads),
         pool.n_reclaimed,
         len(candidates),
     )
     p_win = score_pairs(
         champion,
         state,
-        pool.leads,
+        leads,
         candidates,
         as_of=day,
         chunk_rows=config.recommend.score_chunk_rows,
     )
-    candidates = candidates.assign(p_win=p_win)
-    history = window_history(
-        out, day, config.recommend.fairness_window_days, config.matching.objective
-    )
+    candidates = candidates[["lead_id", "rep_id"]].assign(p_win=p_win)
     common = dict(
-        history=history, account_owners=account_owners(state), rep_signal=champion.rep_signal_used
+        history=window_history(
+            out, day, config.recommend.fairness_window_days, config.matching.objective
+        ),
+        account_owners=owners,
+        rep_signal=champion.rep_signal_used,
     )
-    leads = pool.leads
-    match = match_day(candidates, leads, reps_today, config.matching, policy="leadmatch", **common)
-    round_robin = match_day(
+    fair = match(candidates, leads, reps_today, config.matching, policy="leadmatch", **common)
+    round_robin = match(
         candidates, leads, reps_today, config.matching, policy="round_robin", **common
     )
-    no_fairness = match_day(
-        candidates, leads, reps_today, config.matching, policy="no_fairness", **common
-    )
-    return match, round_robin, no_fairness, len(candidates)
+    return fair, round_robin, len(candidates)
 
 
-def _expected_wins(match) -> float:
-    return float(match.assignments["p_win"].sum())
+def violation_sentences(violations: list[SoftViolation]) -> list[str]:
+    """Each soft fairness constraint that did not hold, in words."""
+    words = {
+        "value_share_min": "{rep} received {size:.2f} {unit} less than the bottom of its fair band",
+        "value_share_max": "{rep} received {size:.2f} {unit} more than the top of its fair band",
+        "new_rep_quota": "reps in ramp-up are {size:.1f} {unit} short of their quota",
+        "top_tier_max": "{rep} holds {size:.1f} {unit} above the cap",
+    }
+    return [
+        words.get(v.constraint, "{rep}: {size:.2f} {unit} outside a fairness rule").format(
+            rep=v.rep_id or "the team", size=v.size, unit=v.unit
+        )
+        for v in violations
+    ]
 
 
 @task(cache_policy=NO_CACHE)
 def write_outputs(
-    match, round_robin, no_fairness, pool, reps_today, champion, day, out: Path, config, lang
+    fair: MatchResult,
+    summary: RecommendSummary,
+    champion: Champion,
+    leads: pd.DataFrame,
+    reps_today: pd.DataFrame,
+    config: LeadmatchConfig,
+    lang: str,
 ) -> Path:
-    """Write assignments.csv, rep_summary.csv and report.html atomically into ``out/<day>/``."""
-    run_date = f"{day:%Y-%m-%d}"
-    assignments, summary = manager_tables(match, reps_today, run_date, lang)
-    english_summary = manager_tables(match, reps_today, run_date, "en")[1]
+    """Write assignments.csv, rep_summary.csv and report.html atomically into the run's folder."""
+    assignments, rep_summary = manager_tables(fair, leads, reps_today, summary.run_date, lang)
+    english = (
+        rep_summary
+        if lang == "en"
+        else manager_tables(fair, leads, reps_today, summary.run_date, "en")[1]
+    )
+    diagnostics = fair.diagnostics
     report = RunReport(
-        run_date=run_date,
-        placed=int((match.assignments["action"] != "hold").sum()),
-        held=int((match.assignments["action"] == "hold").sum()),
-        reclaimed=pool.n_reclaimed,
-        too_old=pool.too_old,
-        expected_wins=_expected_wins(match),
-        expected_wins_round_robin=_expected_wins(round_robin),
-        price_of_fairness=_expected_wins(no_fairness) - _expected_wins(match),
+        run_date=summary.run_date,
+        placed=summary.placed,
+        held=summary.held,
+        reclaimed=summary.reclaimed,
+        too_old=summary.too_old,
+        expected_wins=summary.expected_wins,
+        expected_wins_round_robin=summary.expected_wins_round_robin,
+        price_of_fairness=summary.price_of_fairness,
         rep_signal=champion.rep_signal,
         rep_signal_used=champion.rep_signal_used,
         model_version=champion.version,
-        rep_summary=english_summary,
+        rep_summary=english,
         tier_by_group=tier_by_tenure(
-            match.assignments, reps_today, config.matching.fairness.new_rep_quota.ramp_days
+            fair.assignments, reps_today, config.matching.fairness.new_rep_quota.ramp_days
         ),
         band=config.matching.fairness.value_share.band,
-        violations=match.diagnostics["violations"],
-        solver=_solver_line(match.diagnostics),
+        violations=violation_sentences(diagnostics.soft_violations),
+        solver=(
+            f"Optimiser: {diagnostics.status}, gap {diagnostics.gap:.1e}, "
+            f"{diagnostics.solve_seconds:.2f} s."
+        ),
     )
-    target = out / run_date
-    with atomic_directory(target) as tmp:
+    with atomic_directory(summary.folder) as tmp:
         write_csv(assignments, tmp / "assignments.csv")
-        write_csv(summary, tmp / "rep_summary.csv")
+        write_csv(rep_summary, tmp / "rep_summary.csv")
         (tmp / "report.html").write_text(render_report(report), encoding="utf-8")
-    return target
-
-
-def _solver_line(diagnostics: dict) -> str:
-    if diagnostics.get("status") in (None, "empty"):
-        return "Nothing to optimise today."
-    return (
-        f"Optimiser: {diagnostics['status']}, gap {diagnostics.get('gap', 0):.2e}, "
-        f"{diagnostics.get('solve_seconds', 0):.2f} s."
-    )
+    return summary.folder
 
 
 @task(cache_policy=NO_CACHE)
 def log_recommendation(
-    folder: Path, match, round_robin, no_fairness, pool, champion, config, day, n_pairs
-) -> RecommendSummary:
-    """Log the run to MLflow (experiment leadmatch-recommend) and summarise it."""
+    fair: MatchResult, summary: RecommendSummary, config: LeadmatchConfig, n_pairs: int
+) -> None:
+    """Log the run to MLflow (experiment leadmatch-recommend) with its output files."""
     import mlflow
 
-    from matching.assign import fairness_metrics
-
-    wins, rr, nf = _expected_wins(match), _expected_wins(round_robin), _expected_wins(no_fairness)
-    placed = int((match.assignments["action"] != "hold").sum())
-    held = len(match.assignments) - placed
+    d, f = fair.diagnostics, fair.fairness
     use_experiment(EXPERIMENT, config.tracking)
-    with mlflow.start_run(run_name=f"{day:%Y-%m-%d}"):
+    with mlflow.start_run(run_name=summary.run_date):
         mlflow.set_tags(
             {
-                "run_date": f"{day:%Y-%m-%d}",
-                "model_version": champion.version,
+                "run_date": summary.run_date,
+                "model_version": summary.model_version,
                 "config_hash": config.digest(),
+                "rep_signal_used": str(summary.rep_signal_used),
             }
         )
         metrics = {
-            "leads_placed": placed,
-            "leads_held": held,
-            "leads_reclaimed": pool.n_reclaimed,
-            "leads_too_old": pool.too_old,
+            "leads_placed": summary.placed,
+            "leads_held": summary.held,
+            "leads_reclaimed": summary.reclaimed,
+            "leads_too_old": summary.too_old,
             "candidate_pairs": n_pairs,
-            "expected_wins": wins,
-            "expected_wins_round_robin": rr,
-            "lift_vs_round_robin": wins - rr,
-            "price_of_fairness": nf - wins,
-            "soft_violations": match.diagnostics["soft_violations"],
-            "hard_violations": match.diagnostics["hard_violations"],
-            "rep_signal_used": float(champion.rep_signal_used),
-            **{
-                k: v
-                for k, v in fairness_metrics(
-                    match.reps, config.matching.fairness.value_share.band
-                ).items()
-            },
-            **{
-                f"solver_{k}": float(v)
-                for k, v in match.diagnostics.items()
-                if k in ("objective", "bound", "gap", "solve_seconds", "n_fractional")
-            },
+            "expected_wins": summary.expected_wins,
+            "expected_wins_round_robin": summary.expected_wins_round_robin,
+            "lift_vs_round_robin": summary.expected_wins - summary.expected_wins_round_robin,
+            "expected_value": d.expected_value,
+            "soft_violations": len(d.soft_violations),
+            "hard_violations": len(f.hard_violations),
+            "gini_value_per_capacity": f.gini_value_per_capacity,
+            "max_value_share": f.max_value_share,
+            "max_top_tier_share": f.max_top_tier_share,
+            "solver_objective": d.objective,
+            "solver_bound": d.bound,
+            "solver_gap": d.gap,
+            "solver_seconds": d.solve_seconds,
+            "solver_fractional_leads": d.n_fractional,
         }
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(folder))
-    return RecommendSummary(
-        folder=folder,
-        run_date=f"{day:%Y-%m-%d}",
-        placed=placed,
-        held=held,
-        reclaimed=pool.n_reclaimed,
-        too_old=pool.too_old,
-        expected_wins=wins,
-        expected_wins_round_robin=rr,
-        price_of_fairness=nf - wins,
-        model_version=champion.version,
-        rep_signal_used=champion.rep_signal_used,
-    )
+        if summary.price_of_fairness is not None:
+            metrics["price_of_fairness"] = summary.price_of_fairness
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(float(v))})
+        mlflow.log_artifacts(str(summary.folder))
