@@ -9,7 +9,22 @@ import pytest
 
 from features.pairs import build_pairs_at, build_scoring_pairs
 from features.schemas import validate_crm
-from pipelines.backtest import OpenSurvival, effective_capacity, hard_violations
+from pipelines.backtest import (
+    ORACLE_NO_FAIRNESS,
+    POLICIES,
+    TABLE_COLUMNS,
+    BacktestError,
+    OpenSurvival,
+    Replay,
+    effective_capacity,
+    gini,
+    hard_violations,
+    policy_figures,
+    policy_table,
+    run_backtest,
+    simulator_messages,
+)
+from pipelines.config import LeadmatchConfig
 from tests.conftest import tiny_crm
 
 
@@ -101,3 +116,204 @@ def test_effective_capacity_keeps_the_expected_open_load_under_the_cap():
 def test_hard_violations_count_each_placement_beyond_capacity():
     assert hard_violations(np.array([0, 0, 1, 2, 2, 2]), np.array([2, 1, 1])) == 2
     assert hard_violations(np.array([], dtype=int), np.array([0, 0])) == 0
+
+
+# --- the policy figures and table ---------------------------------------------------------------
+
+
+def hand_replay() -> Replay:
+    """One run, reps R1 and R2 (capacity 2 each, R2 ramping up), four leads placed by two
+    policies: "fair" splits value and tier-A leads evenly, "skewed" gives R1 everything; "idle"
+    placed nothing."""
+    leads = ["L1", "L2", "L3", "L4"]
+    base = pd.DataFrame(
+        {
+            "run_at": pd.Timestamp("2026-01-06"),
+            "lead_id": leads,
+            "p_true": [0.5, 0.2, 0.4, 0.1],
+            "p_model": [0.4, 0.2, 0.3, 0.1],
+            "value": [1000.0, 500.0, 800.0, 200.0],
+            "worth": [0.3, 0.1, 0.2, 0.2],
+            "top_tier": [True, False, True, False],
+        }
+    )
+    fair = base.assign(
+        policy="fair", rep_id=["R1", "R1", "R2", "R2"], ramp=[False, False, True, True]
+    )
+    skewed = base.assign(policy="skewed", rep_id="R1", ramp=False)
+    return Replay(
+        placements=pd.concat([fair, skewed], ignore_index=True),
+        capacity=pd.DataFrame(
+            {
+                "run_at": pd.Timestamp("2026-01-06"),
+                "rep_id": ["R1", "R2"],
+                "capacity": [2.0, 2.0],
+                "ramp": [False, True],
+            }
+        ),
+        runs=pd.DataFrame(
+            {
+                "policy": ["fair", "skewed", "idle"],
+                "hard_violations": [0, 2, 0],
+                "soft_violations": [0, 3, 0],
+            }
+        ),
+        violations=pd.DataFrame(columns=["policy", "run_at", "constraint", "rep_id", "size"]),
+        held={"fair": 0, "skewed": 1, "idle": 4},
+        n_leads=4,
+    )
+
+
+def test_policy_figures_score_true_wins_and_fairness():
+    figures = policy_figures(hand_replay(), LeadmatchConfig())
+    fair, skewed = figures.loc["fair"], figures.loc["skewed"]
+    assert fair["expected_wins"] == pytest.approx(1.2)
+    assert fair["expected_value"] == pytest.approx(500 + 100 + 320 + 20)
+    # over the whole replay: one tier-A lead each (the ramping R2: 50%), even value per capacity
+    assert fair["ramp_top_tier_share"] == pytest.approx(0.5)
+    assert fair["max_top_tier_share"] == pytest.approx(0.5)
+    assert fair[["soft_violations", "hard_violations", "gini"]].tolist() == [0, 0, 0.0]
+    assert fair["max_value_share_deviation"] == 0.0
+    # skewed: R1 holds every tier-A lead and all the value; the runs' violations add up
+    assert skewed[["ramp_top_tier_share", "max_top_tier_share"]].tolist() == [0.0, 1.0]
+    assert skewed["gini"] == pytest.approx(0.5)
+    assert skewed[["soft_violations", "hard_violations", "held_at_end"]].tolist() == [3, 2, 1]
+    # R1 holds 100% of the value with 50% of the capacity: +100%, R2 -100%
+    assert skewed["max_value_share_deviation"] == pytest.approx(1.0)
+    # a policy that placed nothing still has a row
+    assert figures.loc["idle", "placed"] == 0 and figures.loc["idle", "expected_wins"] == 0
+
+
+def test_gini_is_zero_for_equal_shares_and_grows_with_concentration():
+    assert gini(np.array([2.0, 2.0, 2.0])) == 0.0
+    assert gini(np.array([0.0, 0.0, 6.0])) == pytest.approx(2 / 3)
+    assert gini(np.array([])) == 0.0
+
+
+def figures_with_wins(**wins: float) -> pd.DataFrame:
+    default = {
+        "round_robin": 100.0,
+        "weighted_round_robin": 101.0,
+        "greedy": 110.0,
+        "leadmatch_no_fairness": 125.0,
+        "leadmatch": 120.0,
+        "oracle": 130.0,
+        ORACLE_NO_FAIRNESS: 134.0,
+    } | wins
+    columns = [c for c in TABLE_COLUMNS if c not in ("policy", "expected_wins")]
+    columns = [
+        c
+        for c in columns
+        if c not in ("lift_vs_round_robin", "oracle_lift_captured", "price_of_fairness")
+    ]
+    frame = pd.DataFrame(0.0, index=list(default), columns=columns)
+    return frame.assign(expected_wins=pd.Series(default))
+
+
+def test_policy_table_has_lift_oracle_share_and_price_of_fairness_in_policy_order():
+    table = policy_table(figures_with_wins()).set_index("policy")
+    assert list(table.index) == list(POLICIES)
+    assert table.loc["leadmatch", "lift_vs_round_robin"] == pytest.approx(0.2)
+    assert table.loc["leadmatch", "oracle_lift_captured"] == pytest.approx(2 / 3)
+    assert table.loc["oracle", "oracle_lift_captured"] == pytest.approx(1.0)
+    assert table.loc["round_robin", "oracle_lift_captured"] == pytest.approx(0.0)
+    assert table.loc["leadmatch", "price_of_fairness"] == pytest.approx(5.0)
+    assert table.loc["oracle", "price_of_fairness"] == pytest.approx(4.0)
+    assert table["price_of_fairness"].drop(["leadmatch", "oracle"]).isna().all()
+
+
+def test_an_oracle_no_better_than_round_robin_leaves_the_captured_share_undefined():
+    table = policy_table(figures_with_wins(oracle=100.0)).set_index("policy")
+    assert table["oracle_lift_captured"].isna().all()
+
+
+def messages_for(wins: dict, *, effects: bool = True) -> str:
+    figures = figures_with_wins(**wins)
+    figures[["max_value_share_deviation", "ramp_top_tier_share", "max_top_tier_share"]] = 0.1
+    table = policy_table(figures)
+    curve = pd.DataFrame({"band": [0.1, 0.2, np.inf], "expected_wins": [118.0, 120.0, 125.0]})
+    return "\n".join(
+        simulator_messages(
+            table, curve, has_rep_effects=effects, signal=None, config=LeadmatchConfig()
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("wins", "effects", "expected"),
+    [
+        (
+            {},
+            True,
+            "captured 67% of the oracle's lift over round-robin (+20.0% against the oracle's +30.0%); target at least 80%: NOT met",
+        ),
+        ({"leadmatch": 126.0}, True, "captured 87% of the oracle's lift"),
+        (
+            {"leadmatch": 100.5},
+            False,
+            "leadmatch is +0.50% from round-robin; target within 1%: met",
+        ),
+        (
+            {"leadmatch": 102.0},
+            False,
+            "leadmatch is +2.00% from round-robin; target within 1%: NOT met",
+        ),
+    ],
+)
+def test_messages_say_plainly_whether_each_target_is_met(wins, effects, expected):
+    assert expected in messages_for(wins, effects=effects)
+
+
+def test_messages_report_the_price_of_fairness_and_the_curve():
+    text = messages_for({})
+    assert "Price of fairness: 5.0 expected wins (4.0% of leadmatch without fairness)" in text
+    assert "by value-share band: 10%: 118.0, 20%: 120.0, none: 125.0" in text
+    assert (
+        "Every soft fairness constraint of leadmatch stayed within its limits at every run" in text
+    )
+
+
+def test_messages_break_soft_violations_down_and_say_when_a_quota_cannot_be_met():
+    figures = figures_with_wins()
+    figures.loc["leadmatch", ["soft_violations", "ramp_top_tier_share"]] = [3, 0.02]
+    violations = pd.DataFrame(
+        {
+            "constraint": ["new_rep_quota", "new_rep_quota", "value_share_min"],
+            "size": [4.0, 2.5, 0.01],
+        }
+    )
+    curve = pd.DataFrame({"band": [0.2], "expected_wins": [120.0]})
+    text = "\n".join(
+        simulator_messages(
+            policy_table(figures),
+            curve,
+            has_rep_effects=True,
+            signal=None,
+            config=LeadmatchConfig(),
+            violations=violations,
+            ramp_capacity_share=0.03,
+        )
+    )
+    assert (
+        "3 soft-constraint violation(s) over its runs (rolling 7-day window; target 0: NOT met)"
+        in text
+    )
+    assert "new_rep_quota 2 (largest 4), value_share_min 1 (largest 0.01)" in text
+    assert (
+        "ramping reps received 2.0% of leadmatch's tier-A leads (quota 15%) with 3.0% of the capacity, too little"
+        in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "give either a scenario"),
+        ({"scenario": "small", "data": "x"}, "give either a scenario"),
+        ({"scenario": "small", "days": 0}, "days must be at least 1"),
+        ({"scenario": "medium"}, "unknown scenario 'medium': choose one of default, null"),
+    ],
+)
+def test_bad_requests_are_refused_before_anything_runs(kwargs, message):
+    with pytest.raises(BacktestError, match=message):
+        run_backtest(config=LeadmatchConfig(), **kwargs)
