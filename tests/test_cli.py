@@ -50,10 +50,14 @@ def test_validate_missing_folder_is_a_clear_error(tmp_path):
 
 def test_simulate_writes_a_valid_folder_and_is_deterministic(tmp_path):
     for name in ("a", "b"):
-        result = runner.invoke(app, ["simulate", "--scenario", "small", "--seed", "3", "--out", str(tmp_path / name)])
+        result = runner.invoke(
+            app, ["simulate", "--scenario", "small", "--seed", "3", "--out", str(tmp_path / name)]
+        )
         assert result.exit_code == 0, result.output
     for stem in ("reps", "leads", "assignments", "availability"):
-        assert (tmp_path / "a" / f"{stem}.csv").read_bytes() == (tmp_path / "b" / f"{stem}.csv").read_bytes()
+        assert (tmp_path / "a" / f"{stem}.csv").read_bytes() == (
+            tmp_path / "b" / f"{stem}.csv"
+        ).read_bytes()
     assert runner.invoke(app, ["validate", str(tmp_path / "a")]).exit_code == 0
 
 
