@@ -713,12 +713,14 @@ def simulator_messages(
     signal,
     config: LeadmatchConfig,
     violations: pd.DataFrame | None = None,
-    ramp_capacity_share: float = np.nan,
+    lead_worth: float = np.nan,
+    ramp_reach: float = np.nan,
 ) -> list[str]:
     """Plain sentences: the rep-signal verdict, the targets (met or not), the price of fairness,
     the curve and the limits of the replay. ``violations``: leadmatch's soft violations
-    (constraint, size) for a breakdown; ``ramp_capacity_share``: the ramping reps' share of
-    the replay's capacity (a quota above it cannot be met)."""
+    (constraint, size) for a breakdown, with ``lead_worth`` the mean worth of its leads (to
+    say how big a value-share violation is); ``ramp_reach``: the largest share of
+    leadmatch's tier-A leads the ramping reps' capacity could have held."""
     rows = table.set_index("policy")
     lm, oracle = rows.loc["leadmatch"], rows.loc["oracle"]
     fairness = config.matching.fairness
@@ -749,8 +751,9 @@ def simulator_messages(
     soft = int(lm["soft_violations"])
     window = config.recommend.fairness_window_days
     limits = (
-        f"largest value-share deviation at any run {lm['max_value_share_deviation']:.1%} of the "
-        f"fair share (band {fairness.value_share.band:.0%})"
+        f"over the whole replay the largest value-share deviation is "
+        f"{lm['max_value_share_deviation']:.1%} of the fair share (band "
+        f"{fairness.value_share.band:.0%} per window)"
     )
     if soft == 0:
         out.append(
@@ -760,11 +763,14 @@ def simulator_messages(
     else:
         kinds = ""
         if violations is not None and len(violations):
-            counts = violations.groupby("constraint")["size"].agg(["size", "max"])
-            kinds = "; by constraint: " + ", ".join(
-                f"{name} {int(n)} (largest {largest:.3g})"
-                for name, (n, largest) in counts.iterrows()
-            )
+            counts = violations.groupby(["constraint", "unit"])["size"].agg(["size", "max"])
+            parts = []
+            for (name, unit), (n, largest) in counts.iterrows():
+                text = f"{name} {int(n)} (largest {largest:.3g} {unit}"
+                if unit == "value" and np.isfinite(lead_worth) and lead_worth > 0:
+                    text += f", {largest / lead_worth:.2g} of a lead's mean worth"
+                parts.append(text + ")")
+            kinds = "; by constraint: " + ", ".join(parts)
         out.append(
             f"leadmatch had {soft} soft-constraint violation(s) over its runs (rolling "
             f"{window}-day window; target 0: NOT met): {limits}{kinds}."
@@ -775,10 +781,10 @@ def simulator_messages(
             f"Over the replay, ramping reps received {lm['ramp_top_tier_share']:.1%} of "
             f"leadmatch's tier-A leads (quota {quota.min_share:.0%})"
         )
-        if np.isfinite(ramp_capacity_share):
-            text += f" with {ramp_capacity_share:.1%} of the capacity"
-            if ramp_capacity_share < quota.min_share:
-                text += ", too little to meet the quota with tier-A leads alone"
+        if np.isfinite(ramp_reach):
+            text += f"; their capacity could have held at most {ramp_reach:.1%} of them"
+            if ramp_reach < quota.min_share:
+                text += ", so the quota cannot be met"
         out.append(text + ".")
     price = lm["price_of_fairness"]
     unfair = rows.loc["leadmatch_no_fairness", "expected_wins"]
@@ -921,6 +927,7 @@ def leadmatch_target(
     lead_id, rep_id, prob = 1.0; the number of such leads).
     """
     leads = data.leads.set_index("lead_id", drop=False)
+    daily_capacity = data.reps["daily_capacity"].fillna(0).to_numpy(dtype=float)
     best_rep = (
         candidates.sort_values("p_win", ascending=False, kind="stable")
         .drop_duplicates("lead_id")
@@ -931,10 +938,13 @@ def leadmatch_target(
     held = 0
     for day, group in decisions.groupby(decisions["at"].dt.normalize(), sort=True):
         reps = rep_day(data, day)
-        # Availability, capacity used earlier that day and open-lead caps are already in the
-        # candidate sets; the day's capacity still bounds the batch.
+        # An absent or departed rep keeps a slot only for a logged choice the rules missed.
+        capacity = np.where(reps["available"], reps["capacity"], daily_capacity)
+        # Employment, availability, capacity used earlier that day and open-lead caps are
+        # already in the candidate sets; the day's capacity still bounds the batch.
         reps = reps.assign(
-            capacity=np.ceil(reps["capacity"] * share.get(day, 1.0)).astype(int),
+            capacity=np.ceil(capacity * share.get(day, 1.0)).astype(int),
+            active=True,
             available=True,
             open_load=0,
             max_open_leads=pd.NA,
@@ -1216,6 +1226,7 @@ def backtest_flow(
             figures = policy_figures(result, config)
             table = policy_table(figures)
             curve = fairness_curve(figures, config)
+            mine = result.placements.loc[result.placements["policy"] == "leadmatch"]
             capacity = result.capacity
             messages = simulator_messages(
                 table,
@@ -1224,8 +1235,12 @@ def backtest_flow(
                 signal=trained.rep_signal,
                 config=config,
                 violations=result.violations.loc[result.violations["policy"] == "leadmatch"],
-                ramp_capacity_share=capacity.loc[capacity["ramp"], "capacity"].sum()
-                / max(capacity["capacity"].sum(), 1.0),
+                lead_worth=float(mine["worth"].mean()),
+                ramp_reach=min(
+                    1.0,
+                    capacity.loc[capacity["ramp"], "capacity"].sum()
+                    / max(float(mine["top_tier"].sum()), 1.0),
+                ),
             )
             files = write_simulator_outputs(folder, table, curve, result)
             params = {"mode": "simulator", "scenario": scenario, "days": days, "seed": seed}

@@ -9,6 +9,7 @@ import pytest
 
 from features.pairs import build_pairs_at, build_scoring_pairs
 from features.schemas import validate_crm
+from matching import MatchingConfig
 from pipelines.backtest import (
     ORACLE_NO_FAIRNESS,
     POLICIES,
@@ -19,6 +20,7 @@ from pipelines.backtest import (
     effective_capacity,
     gini,
     hard_violations,
+    leadmatch_target,
     policy_figures,
     policy_table,
     run_backtest,
@@ -280,6 +282,7 @@ def test_messages_break_soft_violations_down_and_say_when_a_quota_cannot_be_met(
         {
             "constraint": ["new_rep_quota", "new_rep_quota", "value_share_min"],
             "size": [4.0, 2.5, 0.01],
+            "unit": ["top-tier leads", "top-tier leads", "value"],
         }
     )
     curve = pd.DataFrame({"band": [0.2], "expected_wins": [120.0]})
@@ -291,18 +294,22 @@ def test_messages_break_soft_violations_down_and_say_when_a_quota_cannot_be_met(
             signal=None,
             config=LeadmatchConfig(),
             violations=violations,
-            ramp_capacity_share=0.03,
+            lead_worth=0.25,
+            ramp_reach=0.08,
         )
     )
     assert (
         "3 soft-constraint violation(s) over its runs (rolling 7-day window; target 0: NOT met)"
         in text
     )
-    assert "new_rep_quota 2 (largest 4), value_share_min 1 (largest 0.01)" in text
     assert (
-        "ramping reps received 2.0% of leadmatch's tier-A leads (quota 15%) with 3.0% of the capacity, too little"
-        in text
-    )
+        "new_rep_quota 2 (largest 4 top-tier leads), "
+        "value_share_min 1 (largest 0.01 value, 0.04 of a lead's mean worth)"
+    ) in text
+    assert (
+        "ramping reps received 2.0% of leadmatch's tier-A leads (quota 15%); their capacity "
+        "could have held at most 8.0% of them, so the quota cannot be met"
+    ) in text
 
 
 @pytest.mark.parametrize(
@@ -317,3 +324,57 @@ def test_messages_break_soft_violations_down_and_say_when_a_quota_cannot_be_met(
 def test_bad_requests_are_refused_before_anything_runs(kwargs, message):
     with pytest.raises(BacktestError, match=message):
         run_backtest(config=LeadmatchConfig(), **kwargs)
+
+
+# --- the off-policy target ----------------------------------------------------------------------
+
+
+def target_of(share: float, decisions: pd.DataFrame, candidates: pd.DataFrame):
+    fairness = MatchingConfig().fairness.disabled()
+    target, held = leadmatch_target(
+        validate_crm(tiny_crm()),
+        decisions,
+        candidates,
+        MatchingConfig(fairness=fairness, price_of_fairness=False),
+        rep_signal=True,
+        share=pd.Series(share, index=pd.to_datetime(["2024-03-01", "2024-03-02", "2024-03-04"])),
+        window_days=7,
+    )
+    return dict(zip(target["lead_id"], target["rep_id"], strict=True)), held, target
+
+
+DECISIONS = pd.DataFrame(
+    {
+        "lead_id": ["L1", "L2", "L3", "L4", "L5"],
+        "at": pd.to_datetime(
+            [
+                "2024-03-01 09:05",
+                "2024-03-01 11:00",
+                "2024-03-02 00:00",
+                "2024-03-04 00:00",
+                "2024-03-04 00:00",
+            ]
+        ),
+    }
+)
+CANDIDATES = pd.DataFrame(
+    {
+        "lead_id": ["L1", "L1", "L2", "L2", "L3", "L3", "L4", "L5"],
+        "rep_id": ["R1", "R2", "R1", "R2", "R1", "R2", "R1", "R1"],
+        "p_win": [0.6, 0.3, 0.5, 0.4, 0.2, 0.7, 0.3, 0.8],
+    }
+)
+
+
+def test_the_target_is_each_days_matching_within_the_candidate_sets():
+    picks, held, target = target_of(1.0, DECISIONS, CANDIDATES)
+    assert picks == {"L1": "R1", "L2": "R1", "L3": "R2", "L4": "R1", "L5": "R1"}
+    assert held == 0 and (target["prob"] == 1.0).all()
+
+
+def test_the_target_shares_a_days_capacity_and_sends_a_lead_left_over_to_its_best_rep():
+    # A fifth of the day's capacity: one lead each for R1 and R2. On March 1st the best total
+    # is L1 -> R1 and L2 -> R2; on March 4th L5 takes R1's only slot and L4 falls back to R1.
+    picks, held, _ = target_of(0.2, DECISIONS, CANDIDATES)
+    assert picks == {"L1": "R1", "L2": "R2", "L3": "R2", "L4": "R1", "L5": "R1"}
+    assert held == 1
