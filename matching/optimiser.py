@@ -48,6 +48,9 @@ from matching.config import FairnessConstraints
 _TOL = 1e-6
 # Time given to the MIP over the fractional leads.
 _REPAIR_SECONDS = 1.0
+# Shares of the time limit: the dual may use the first, the LP stops to leave the second.
+_DUAL_SHARE = 0.4
+_RESERVE_SHARE = 0.15
 # Up to this many candidate pairs, a MIP over everything finishes whenever the repair leaves a gap.
 _FULL_MIP_PAIRS = 2_000
 _INF = highspy.kHighsInf
@@ -326,47 +329,80 @@ class _Run:
         phases: dict[str, float] = {}
         if len(p.lead) == 0:
             return self._finish(np.full(p.n_leads, -1), 0.0, 0, 0, "empty", phases)
+        limit = opt.time_limit_seconds
+        # what is left for rounding, repair and local search when the LP stops
+        reserve = max(0.5, _RESERVE_SHARE * limit)
         clock = time.perf_counter()
+        guide = p.score
         if len(p.lead) > opt.decompose_above_pairs:
             duals = _Dual(p, self.t)
-            y = duals.fit(self.remaining)
+            y = duals.fit(self.started + _DUAL_SHARE * limit)
             bound = duals.value(y)
-            fixed = _fix_by_margin(p, duals.reduced(y), opt.contested_share)
+            guide = duals.reduced(y)
+            # A lead is contested unless its smoothed choice is near-certain (margin of 10
+            # temperatures: probability above 0.9999 against any rival), and at least
+            # contested_share of the leads are. A contested lead starts with the pairs within
+            # 3 temperatures of its best; pricing adds any other that the LP wants.
+            fixed = _fix_by_margin(p, guide, opt.contested_share, 10 * duals.eps)
+            columns = _near_best(p, guide, fixed < 0, 3 * duals.eps)
             method = "dual+lp+mip"
             phases["dual"] = time.perf_counter() - clock
         else:
             bound, fixed, method = np.inf, np.full(p.n_leads, -1), "lp+mip"
-        free = (fixed < 0) & self.has_pairs
+            columns = np.arange(len(p.lead))
         clock = time.perf_counter()
-        lp = _Model(p, self.t, free, fixed, opt.threads)
-        x, lp_bound = lp.solve_lp(self.remaining())
+        lp = _Model(p, self.t, columns, fixed, opt.threads)
+        while True:
+            x, lp_bound = lp.solve_lp(max(0.05, self.remaining() - reserve))
+            if x is None:
+                break
+            # The restricted LP is the LP over every pair once no left-out pair has a positive
+            # reduced cost under its prices (for a fixed lead: beats the fixed pair or holding).
+            missing = _priced_out(p, lp)
+            if len(missing) == 0:
+                bound = min(bound, lp_bound)
+                break
+            lp.add(missing)
         phases["lp"] = time.perf_counter() - clock
+        free = (lp.fixed < 0) & self.has_pairs
+        moves = np.zeros(len(p.lead), bool)
+        n_frac = 0
         if x is None:
-            choice = _greedy_fill(p, fixed, free)
-            return self._finish(choice, bound, 0, int(free.sum()), method, phases, timed_out=True)
-        if method == "lp+mip":
-            bound = lp_bound
-        choice, fractional = lp.round(x, fixed)
-        start_choice = _round_up(p, choice, x, lp.pairs, fractional)
+            # Out of time: the dual's (or the scores') greedy choice for the free leads.
+            choice = _greedy_fill(p, lp.fixed, free, guide)
+            moves[:] = True
+        else:
+            choice, fractional = lp.round(x)
+            n_frac = int(fractional.sum())
+            start_choice = _round_up(p, choice, x, lp.pairs, fractional)
+            clock = time.perf_counter()
+            repair = _Model(p, self.t, np.flatnonzero(fractional[p.lead]), choice, opt.threads)
+            # HiGHS proves little here (the bands make the repair a set of tight knapsacks),
+            # so the repair gets a short budget and the local search does most of the closing.
+            budget = min(self.remaining(), _REPAIR_SECONDS)
+            repaired, _ = repair.solve_mip(budget, opt.mip_rel_gap, start=start_choice)
+            choice = start_choice if repaired is None else repaired
+            phases["mip"] = time.perf_counter() - clock
+            moves[lp.pairs] = True
         clock = time.perf_counter()
-        repair = _Model(p, self.t, fractional, choice, opt.threads)
-        # HiGHS proves little here (the bands make the repair a set of tight knapsacks), so the
-        # repair gets a short budget and the local search below does most of the closing.
-        limit = min(self.remaining(), _REPAIR_SECONDS)
-        repaired, _ = repair.solve_mip(limit, opt.mip_rel_gap, start=start_choice)
-        choice = start_choice if repaired is None else repaired
-        phases["mip"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        choice = _Polish(p, self.t, choice, free).run(time.perf_counter() + self.remaining())
+        if self._gap(bound, choice) > opt.mip_rel_gap / 2:
+            choice = _Polish(p, self.t, choice, moves).run(
+                time.perf_counter() + self.remaining(),
+                lambda c: self._gap(bound, c) <= opt.mip_rel_gap / 2,
+            )
         phases["polish"] = time.perf_counter() - clock
-        if self._gap(bound, choice) > opt.mip_rel_gap and len(p.lead) <= _FULL_MIP_PAIRS:
+        if (
+            x is not None
+            and self._gap(bound, choice) > opt.mip_rel_gap
+            and len(p.lead) <= _FULL_MIP_PAIRS
+        ):
             # Small instance: a MIP over every pair is cheap and makes the answer exact.
-            full = _Model(p, self.t, self.has_pairs, np.full(p.n_leads, -1), opt.threads)
+            full = _Model(p, self.t, np.arange(len(p.lead)), np.full(p.n_leads, -1), opt.threads)
             exact, mip_bound = full.solve_mip(self.remaining(), opt.mip_rel_gap, start=choice)
             choice = choice if exact is None else exact
             bound = min(bound, mip_bound)
-        n_frac = int(fractional.sum())
-        return self._finish(choice, bound, n_frac, int(free.sum()), method, phases)
+        timed_out = x is None or self.remaining() <= 0.05
+        return self._finish(choice, bound, n_frac, int(free.sum()), method, phases, timed_out)
 
     def _gap(self, bound: float, choice: np.ndarray) -> float:
         return (bound - self.model_value(choice)) / max(abs(self.objective(choice)), 1e-9)
@@ -398,12 +434,56 @@ class _Run:
         )
 
 
-def _fix_by_margin(p: AssignmentProblem, reduced: np.ndarray, contested_share: float) -> np.ndarray:
+def _priced_out(p: AssignmentProblem, lp: _Model) -> np.ndarray:
+    """Pairs without a column that the LP's prices say would pay: for a free lead, a reduced
+    score above its lead row's price; for a fixed lead (all its pairs, which frees it), any
+    option, holding included, that beats its fixed pair."""
+    reduced = lp.reduced_scores()
+    lead_price = np.zeros(p.n_leads)
+    has_row = lp.lead_row >= 0
+    lead_price[has_row] = lp.row_dual[lp.lead_row[has_row]]
+    fixed = lp.fixed
+    is_fixed = fixed >= 0
+    own = np.zeros(p.n_leads)
+    own[is_fixed] = reduced[fixed[is_fixed]]
+    # a fixed lead "pays" its own pair's reduced score and must also beat holding (0)
+    bar = np.where(is_fixed, own, lead_price)
+    tol = _TOL * (1.0 + np.abs(bar))
+    in_model = np.zeros(len(p.lead), bool)
+    in_model[lp.pairs] = True
+    beats = (reduced > bar[p.lead] + tol[p.lead]) & ~in_model
+    wrong_fixed = is_fixed & (own < -tol)
+    beats |= wrong_fixed[p.lead] & ~in_model
+    # a fixed lead that has to move gets all its pairs
+    moved = np.zeros(p.n_leads, bool)
+    moved[p.lead[beats]] = True
+    return np.flatnonzero(((moved & is_fixed)[p.lead] | beats) & ~in_model)
+
+
+def _near_best(
+    p: AssignmentProblem, reduced: np.ndarray, leads: np.ndarray, within: float
+) -> np.ndarray:
+    """Pairs of ``leads`` whose reduced score is within ``within`` of the lead's best (at
+    least its two best)."""
+    has = np.diff(p.lead_start) > 0
+    best = np.full(p.n_leads, np.inf)
+    best[has] = np.maximum.reduceat(reduced, p.lead_start[:-1][has])
+    order = np.lexsort((-reduced, p.lead))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - p.lead_start[p.lead[order]]
+    near = (reduced >= best[p.lead] - within) | (rank < 2)
+    return np.flatnonzero(near & leads[p.lead])
+
+
+def _fix_by_margin(
+    p: AssignmentProblem, reduced: np.ndarray, contested_share: float, min_margin: float
+) -> np.ndarray:
     """(n,) pair fixed per lead (-1 = left free): leads whose best reduced score clearly wins.
 
-    A lead's margin is its best reduced score minus the next option (holding counts as 0); the
-    ``contested_share`` of leads with the smallest margins stay free, and a rep's fixed leads
-    never exceed its capacity (the smallest margins are freed first).
+    A lead's margin is its best reduced score minus the next option (holding counts as 0).
+    Leads with a margin below ``min_margin`` stay free, and at least the ``contested_share``
+    with the smallest margins; a rep's fixed leads never exceed its capacity (the smallest
+    margins are freed first).
     """
     start = p.lead_start
     has = np.diff(start) > 0
@@ -419,7 +499,7 @@ def _fix_by_margin(p: AssignmentProblem, reduced: np.ndarray, contested_share: f
     keep = np.zeros(len(leads), bool)
     if n_contested < len(leads):
         keep[np.argsort(-margin, kind="stable")[: len(leads) - n_contested]] = True
-    keep &= best > 0
+    keep &= (best > 0) & (margin >= min_margin)
     idx = np.flatnonzero(keep)
     reps = p.rep[first[idx]]
     by_rep = np.lexsort((-margin[idx], reps))
@@ -551,14 +631,21 @@ class _Dual:
                 grads.append(np.array([got_top[p.ramp].sum() - t.min_share * total_top]))
         return value, np.concatenate(grads)
 
-    def fit(self, remaining) -> np.ndarray:
-        """Minimise the smoothed dual with decreasing temperature (L-BFGS-B, box bounds)."""
+    def fit(self, deadline: float) -> np.ndarray:
+        """Minimise the smoothed dual with decreasing temperature (L-BFGS-B, box bounds),
+        stopping at ``deadline`` (perf_counter seconds) with the best point so far."""
+
+        def stop(_) -> None:
+            if time.perf_counter() > deadline:
+                raise StopIteration
+
         y = np.zeros(sum(self.sizes.values()))
         scale = float(np.where(np.isfinite(self.base), self.base, 0).max(axis=1).mean())
         scale = max(scale - self.t.hold_penalty, 1e-9)
         bounds = self.bounds()
+        self.eps = scale * _EPSILONS[0]
         for factor in _EPSILONS:
-            if remaining() < 1.0:
+            if time.perf_counter() > deadline:
                 break
             result = minimize(
                 self._smoothed,
@@ -567,74 +654,103 @@ class _Dual:
                 jac=True,
                 method="L-BFGS-B",
                 bounds=bounds,
+                callback=stop,
                 options={"maxiter": 400, "maxcor": 20, "ftol": 1e-9, "gtol": 1e-6},
             )
             y = result.x
+            self.eps = scale * factor
         return y
 
 
 class _Model:
-    """The HiGHS model over the pairs of the ``free`` leads, every other lead fixed.
+    """The HiGHS model with columns for the pairs of the free leads, every other lead fixed.
 
-    Column order: x (free pairs), then V (R), T, slack_lo (R), slack_hi (R) when the value band
-    is on, then N (R), TA when a top-tier rule is on, slack_ramp, slack_cap (R).
+    Rows: one per lead with candidates (a fixed lead's row stays empty), then capacity (R),
+    then, with the value band, Vdef (R), Tdef, low (R), high (R), then, with a top-tier rule,
+    Ndef (R), TAdef, ramp, cap (R). Columns: the auxiliaries V (R), T, slack_low (R),
+    slack_high (R), N (R), TA, slack_ramp, slack_cap (R) as the rules need, then one x column
+    per free pair. Fixed leads enter through the bounds of the capacity, Vdef and Ndef rows
+    and the objective offset, so :meth:`add` can add pairs (releasing their leads) to a model whose
+    HiGHS instance then warm-starts from its last basis.
     """
 
     def __init__(
         self,
         p: AssignmentProblem,
         t: FairnessTerms,
-        free: np.ndarray,
+        pairs: np.ndarray,
         fixed: np.ndarray,
         threads: int,
     ):
+        """``pairs``: the pairs with a column (sorted); their leads are free, every other lead
+        keeps ``fixed`` (-1: held)."""
         self.p, self.t, self.threads = p, t, threads
-        self.pairs = np.flatnonzero(free[p.lead])
-        self.fixed = fixed
-        fixed_leads = np.flatnonzero((fixed >= 0) & ~free)
-        fixed_pairs = fixed[fixed_leads]
-        self.fixed_pairs = fixed_pairs
-        R = p.n_reps
-        fixed_reps = p.rep[fixed_pairs]
-        self.used = np.bincount(fixed_reps, minlength=R)
-        self.got_value = p.history_value + np.bincount(fixed_reps, p.lead_value[fixed_leads], R)
-        self.got_top = p.history_top_tier + np.bincount(
-            fixed_reps, p.top_tier[fixed_leads].astype(float), R
-        )
+        has = np.diff(p.lead_start) > 0
+        self.n_with_pairs = int(has.sum())
+        self.lead_row = np.full(p.n_leads, -1)
+        self.lead_row[has] = np.arange(self.n_with_pairs)
+        self.pairs = pairs
+        self.fixed = fixed.copy()
+        self.fixed[p.lead[pairs]] = -1
+        self.h: highspy.Highs | None = None
         self.lp = self._build()
+
+    # --- rows that carry the fixed leads -----------------------------------------------------
+
+    def _fixed_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Fixed leads' capacity use, value and top-tier leads per rep (history included),
+        and their constant in the objective."""
+        p, R = self.p, self.p.n_reps
+        leads = np.flatnonzero(self.fixed >= 0)
+        pairs = self.fixed[leads]
+        reps = p.rep[pairs]
+        used = np.bincount(reps, minlength=R).astype(float)
+        value = p.history_value + np.bincount(reps, p.lead_value[leads], R)
+        top = p.history_top_tier + np.bincount(reps, p.top_tier[leads].astype(float), R)
+        offset = float((p.score[pairs] + self.t.hold_penalty).sum())
+        return used, value, top, offset - self.t.hold_penalty * self.n_with_pairs
+
+    def _x_columns(self, pairs: np.ndarray) -> sp.csc_matrix:
+        p, t = self.p, self.t
+        J = len(pairs)
+        lead, rep = p.lead[pairs], p.rep[pairs]
+        rows = [self.lead_row[lead], self.cap_row + rep]
+        cols = [np.arange(J), np.arange(J)]
+        vals = [np.ones(J), np.ones(J)]
+        if t.value_on:
+            rows.append(self.vdef_row + rep)
+            cols.append(np.arange(J))
+            vals.append(p.lead_value[lead])
+        if t.tier_on:
+            top = np.flatnonzero(p.top_tier[lead])
+            rows.append(self.ndef_row + rep[top])
+            cols.append(top)
+            vals.append(np.ones(len(top)))
+        return sp.csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(self.n_rows, J),
+        )
 
     def _build(self) -> highspy.HighsLp:
         p, t, R = self.p, self.t, self.p.n_reps
-        pairs = self.pairs
-        J = len(pairs)
-        lead_of = p.lead[pairs]
-        free_leads, lead_row = np.unique(lead_of, return_inverse=True)
-        self.free_leads = free_leads
-        rep_of = p.rep[pairs]
-        e = p.lead_value[lead_of]
-        top = p.top_tier[lead_of]
-        rows, cols, vals = (
-            [lead_row, len(free_leads) + rep_of],
-            [np.arange(J)] * 2,
-            [np.ones(J)] * 2,
-        )
-        cost = [p.score[pairs] + t.hold_penalty]
-        lower, upper = [np.zeros(J)], [np.ones(J)]
-        row_lo = [np.full(len(free_leads), -_INF), np.full(R, -_INF)]
-        row_hi = [np.ones(len(free_leads)), (p.capacity - self.used).astype(float)]
-        n_rows, n_cols = len(free_leads) + R, J
         reps = np.arange(R)
+        rows, cols, vals = [], [], []
+        cost, upper = [], []
+        row_lo = [np.full(self.n_with_pairs, -_INF), np.full(R, -_INF)]
+        row_hi = [np.ones(self.n_with_pairs), np.zeros(R)]  # capacity bounds set below
+        n_rows, n_cols = self.n_with_pairs + R, 0
+        self.cap_row = self.n_with_pairs
+        self.vdef_row = self.ndef_row = -1
 
         def add(r, c, v):
             rows.append(np.asarray(r, dtype=np.int64))
             cols.append(np.asarray(c, dtype=np.int64))
             vals.append(np.broadcast_to(np.asarray(v, dtype=float), np.shape(r)))
 
-        def new_cols(k, c, lo=0.0, hi=_INF):
+        def new_cols(k, c):
             nonlocal n_cols
             cost.append(np.broadcast_to(np.asarray(c, dtype=float), (k,)))
-            lower.append(np.full(k, lo))
-            upper.append(np.full(k, hi))
+            upper.append(np.full(k, _INF))
             n_cols += k
             return n_cols - k
 
@@ -649,9 +765,8 @@ class _Model:
         if t.value_on:
             V, T = new_cols(R, 0.0), new_cols(1, 0.0)
             s_lo, s_hi = new_cols(R, -t.value_penalty), new_cols(R, -t.value_penalty)
-            vdef = new_rows(R, -self.got_value, -self.got_value)
-            add(vdef + rep_of, np.arange(J), e)
-            add(vdef + reps, V + reps, -1.0)
+            self.vdef_row = new_rows(R, 0.0, 0.0)
+            add(self.vdef_row + reps, V + reps, -1.0)
             tdef = new_rows(1, 0.0, 0.0)
             add(np.full(R, tdef), V + reps, 1.0)
             add([tdef], [T], -1.0)
@@ -665,9 +780,8 @@ class _Model:
             add(hi + reps, s_hi + reps, -1.0)
         if t.tier_on:
             N, TA = new_cols(R, 0.0), new_cols(1, 0.0)
-            ndef = new_rows(R, -self.got_top, -self.got_top)
-            add(ndef + rep_of[top], np.flatnonzero(top), 1.0)
-            add(ndef + reps, N + reps, -1.0)
+            self.ndef_row = new_rows(R, 0.0, 0.0)
+            add(self.ndef_row + reps, N + reps, -1.0)
             tadef = new_rows(1, 0.0, 0.0)
             add(np.full(R, tadef), N + reps, 1.0)
             add([tadef], [TA], -1.0)
@@ -683,27 +797,70 @@ class _Model:
                 add(cap + reps, N + reps, 1.0)
                 add(cap + reps, np.full(R, TA), -t.max_share)
                 add(cap + reps, s_cap + reps, -1.0)
-        matrix = sp.csc_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        self.n_rows, self.n_aux = n_rows, n_cols
+        aux = sp.csc_matrix(
+            (
+                np.concatenate(vals) if vals else np.zeros(0),
+                (
+                    np.concatenate(rows) if rows else np.zeros(0, int),
+                    np.concatenate(cols) if cols else np.zeros(0, int),
+                ),
+            ),
             shape=(n_rows, n_cols),
         )
+        matrix = sp.hstack([aux, self._x_columns(self.pairs)], format="csc")
+        self.row_lo, self.row_hi = np.concatenate(row_lo), np.concatenate(row_hi)
+        offset = self._set_fixed_bounds()
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = n_cols, n_rows
-        lp.col_cost_ = np.concatenate(cost)
-        lp.col_lower_, lp.col_upper_ = np.concatenate(lower), np.concatenate(upper)
-        lp.row_lower_, lp.row_upper_ = np.concatenate(row_lo), np.concatenate(row_hi)
+        lp.num_col_, lp.num_row_ = matrix.shape[1], n_rows
+        lp.col_cost_ = np.concatenate([*cost, p.score[self.pairs] + t.hold_penalty])
+        lp.col_lower_ = np.zeros(matrix.shape[1])
+        lp.col_upper_ = np.concatenate([*upper, np.ones(len(self.pairs))])
+        lp.row_lower_, lp.row_upper_ = self.row_lo, self.row_hi
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = matrix.indptr
         lp.a_matrix_.index_ = matrix.indices
         lp.a_matrix_.value_ = matrix.data
         lp.sense_ = highspy.ObjSense.kMaximize
-        # constant: the fixed pairs' worth, minus H for every lead with candidates
-        n_with_pairs = int((np.diff(p.lead_start) > 0).sum())
-        lp.offset_ = float(
-            (p.score[self.fixed_pairs] + t.hold_penalty).sum() - t.hold_penalty * n_with_pairs
-        )
-        self.n_x = J
+        lp.offset_ = offset
         return lp
+
+    def _set_fixed_bounds(self) -> float:
+        """Write the fixed leads into the row bounds; returns the objective offset."""
+        R = self.p.n_reps
+        used, value, top, offset = self._fixed_terms()
+        self.row_hi[self.cap_row : self.cap_row + R] = self.p.capacity - used
+        if self.vdef_row >= 0:
+            self.row_lo[self.vdef_row : self.vdef_row + R] = -value
+            self.row_hi[self.vdef_row : self.vdef_row + R] = -value
+        if self.ndef_row >= 0:
+            self.row_lo[self.ndef_row : self.ndef_row + R] = -top
+            self.row_hi[self.ndef_row : self.ndef_row + R] = -top
+        return offset
+
+    def add(self, new: np.ndarray) -> None:
+        """Give the pairs ``new`` columns; a fixed lead among theirs is released (its share
+        leaves the row bounds). The HiGHS instance keeps its basis for the next solve."""
+        self.fixed[self.p.lead[new]] = -1
+        offset = self._set_fixed_bounds()
+        columns = self._x_columns(new)
+        self.pairs = np.concatenate([self.pairs, new])
+        assert self.h is not None
+        self.h.addCols(
+            len(new),
+            self.p.score[new] + self.t.hold_penalty,
+            np.zeros(len(new)),
+            np.ones(len(new)),
+            columns.nnz,
+            columns.indptr[:-1].astype(np.int32),
+            columns.indices.astype(np.int32),
+            columns.data,
+        )
+        rows = np.arange(self.n_rows, dtype=np.int32)
+        self.h.changeRowsBounds(len(rows), rows, self.row_lo, self.row_hi)
+        self.h.changeObjectiveOffset(offset)
+
+    # --- solving ------------------------------------------------------------------------------
 
     def _highs(self, time_limit: float, mip_rel_gap: float | None = None) -> highspy.Highs:
         h = highspy.Highs()
@@ -715,20 +872,38 @@ class _Model:
             h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
         return h
 
-    def solve_lp(self, time_limit: float) -> tuple[np.ndarray | None, float]:
-        """LP relaxation: (x over the free pairs, objective), x None when out of time."""
-        h = self._highs(time_limit)
-        h.passModel(self.lp)
-        h.run()
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return None, np.inf
-        x = np.asarray(h.getSolution().col_value)[: self.n_x]
-        return x, h.getInfo().objective_function_value
+    def _x(self, h: highspy.Highs) -> np.ndarray:
+        return np.asarray(h.getSolution().col_value)[self.n_aux :]
 
-    def round(self, x: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def solve_lp(self, time_limit: float) -> tuple[np.ndarray | None, float]:
+        """LP relaxation: (x over self.pairs, objective), x None when out of time. A second
+        call (after :meth:`add`) warm-starts from the previous basis."""
+        if self.h is None:
+            self.h = self._highs(time_limit)
+            self.h.passModel(self.lp)
+        else:
+            self.h.setOptionValue("time_limit", float(time_limit))
+        self.h.run()
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, np.inf
+        self.row_dual = np.asarray(self.h.getSolution().row_dual)
+        return self._x(self.h), self.h.getInfo().objective_function_value
+
+    def reduced_scores(self) -> np.ndarray:
+        """(J,) every problem pair's reduced score under the last LP's row prices, lead rows
+        left out: score + H minus the prices of its rep's capacity, value and top-tier rows
+        (HiGHS reports col_dual = cost - A^T y)."""
+        p, R, y = self.p, self.p.n_reps, self.row_dual
+        d = p.score + self.t.hold_penalty - y[self.cap_row : self.cap_row + R][p.rep]
+        if self.vdef_row >= 0:
+            d = d - p.lead_value[p.lead] * y[self.vdef_row : self.vdef_row + R][p.rep]
+        if self.ndef_row >= 0:
+            d = d - p.top_tier[p.lead] * y[self.ndef_row : self.ndef_row + R][p.rep]
+        return d
+
+    def round(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Integral leads of an LP solution become choices; returns (choice, fractional mask)."""
-        choice = fixed.copy()
-        choice[self.free_leads] = -1
+        choice = self.fixed.copy()
         ones = x > 1 - _TOL
         choice[self.p.lead[self.pairs[ones]]] = self.pairs[ones]
         between = (x > _TOL) & ~ones
@@ -743,22 +918,20 @@ class _Model:
         """MIP over the free pairs: (the fixed choices plus the best found, or None if none;
         HiGHS's dual bound, valid for the whole problem only when nothing is fixed)."""
         lp = self.lp
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * self.n_x + [
-            highspy.HighsVarType.kContinuous
-        ] * (lp.num_col_ - self.n_x)
+        lp.integrality_ = [highspy.HighsVarType.kContinuous] * self.n_aux + [
+            highspy.HighsVarType.kInteger
+        ] * len(self.pairs)
         h = self._highs(time_limit, mip_rel_gap)
         h.passModel(lp)
         if start is not None:
-            on = np.flatnonzero(np.isin(self.pairs, start[start >= 0]))
+            on = self.n_aux + np.flatnonzero(np.isin(self.pairs, start[start >= 0]))
             h.setSolution(len(on), on.astype(np.int32), np.ones(len(on)))
         h.run()
         info = h.getInfo()
         if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
             return None, np.inf
-        x = np.asarray(h.getSolution().col_value)[: self.n_x]
         choice = self.fixed.copy()
-        choice[self.free_leads] = -1
-        on = x > 0.5
+        on = self._x(h) > 0.5
         choice[self.p.lead[self.pairs[on]]] = self.pairs[on]
         return choice, info.mip_dual_bound
 
@@ -828,10 +1001,11 @@ class _Polish:
             "a": p.top_tier[lead].astype(float),
         }
 
-    def run(self, deadline: float) -> np.ndarray:
+    def run(self, deadline: float, good_enough) -> np.ndarray:
+        """Improve until no move gains, ``good_enough(choice)`` or the deadline."""
         p = self.p
         ramp = p.ramp.astype(float)
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and not good_enough(self.choice):
             m = self._moves()
             if len(m["pair"]) == 0:
                 break
@@ -949,16 +1123,19 @@ def _round_up(
     return out
 
 
-def _greedy_fill(p: AssignmentProblem, fixed: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Fallback when the LP ran out of time: free leads by best score, best rep with capacity."""
+def _greedy_fill(
+    p: AssignmentProblem, fixed: np.ndarray, free: np.ndarray, guide: np.ndarray
+) -> np.ndarray:
+    """Fallback when the LP ran out of time: the free leads in order of their best ``guide``
+    score (the dual's reduced scores, or the scores), each to its best rep with room."""
     choice = fixed.copy()
     left = p.capacity - np.bincount(p.rep[fixed[fixed >= 0]], minlength=p.n_reps)
     start = p.lead_start
     leads = np.flatnonzero(free)
-    best = np.maximum.reduceat(p.score, start[:-1][leads]) if len(leads) else np.zeros(0)
+    best = np.maximum.reduceat(guide, start[:-1][leads]) if len(leads) else np.zeros(0)
     for lead in leads[np.argsort(-best, kind="stable")]:
         pairs = np.arange(start[lead], start[lead + 1])
-        for j in pairs[np.argsort(-p.score[pairs], kind="stable")]:
+        for j in pairs[np.argsort(-guide[pairs], kind="stable")]:
             if left[p.rep[j]] > 0:
                 left[p.rep[j]] -= 1
                 choice[lead] = j

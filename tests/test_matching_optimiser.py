@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_capacity_only_matches_an_assignment_solver_with_replicated_rep_slots():
 
 
 def lp_optimum(problem: AssignmentProblem, terms: FairnessTerms) -> float:
-    everything = np.diff(problem.lead_start) > 0
+    everything = np.arange(len(problem.lead))
     x, value = _Model(problem, terms, everything, np.full(problem.n_leads, -1), 1).solve_lp(60)
     assert x is not None
     return value
@@ -141,7 +142,7 @@ def test_the_lagrangian_dual_bounds_the_lp_everywhere_and_meets_it_at_its_minimu
     for _ in range(20):
         y = np.array([rng.uniform(lo, 3.0 if hi is None else hi) for lo, hi in dual.bounds()])
         assert dual.value(y) >= optimum - 1e-7
-    fitted = dual.value(dual.fit(lambda: 60.0))
+    fitted = dual.value(dual.fit(time.perf_counter() + 60))
     assert fitted >= optimum - 1e-7
     assert fitted - optimum <= 1e-3 * abs(optimum)
 
@@ -154,6 +155,22 @@ def test_decomposition_stays_within_the_target_gap():
     assert solution.gap <= 1e-3
     used = np.bincount(problem.rep[solution.choice[solution.choice >= 0]], minlength=problem.n_reps)
     assert np.all(used <= problem.capacity)
+
+
+@pytest.mark.parametrize("decompose", [False, True])
+def test_a_time_limit_returns_a_feasible_answer_with_its_gap(decompose):
+    problem = random_problem(12, n=3000, reps=40, slack=0.1)
+    optimiser = Optimiser(
+        fairness=ALL_ON, time_limit_seconds=0.3, decompose_above_pairs=0 if decompose else 10**9
+    )
+    started = time.perf_counter()
+    solution = optimiser.solve(problem)
+    assert time.perf_counter() - started < 3.0
+    assert solution.status == "feasible"
+    assert solution.gap > 0
+    used = np.bincount(problem.rep[solution.choice[solution.choice >= 0]], minlength=problem.n_reps)
+    assert np.all(used <= problem.capacity)
+    assert (solution.choice >= 0).sum() >= 0.9 * problem.n_leads
 
 
 def test_a_lead_is_held_only_when_its_reps_are_full():
