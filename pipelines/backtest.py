@@ -10,24 +10,31 @@ and keeps its own state: which leads it still holds back, each rep's open load (
 placed stay open as long as history leads did: the history's survival curve of open time), and
 its rolling fairness window. Policies:
 
-- ``round_robin``, ``weighted_round_robin`` (by capacity) and ``greedy`` (each lead to the rep
-  the model rates best, strongest leads first);
+- ``round_robin``, ``weighted_round_robin`` (by capacity) and ``greedy`` (each lead, in
+  arrival order, to the rep the model rates best who has room), the baselines of
+  :func:`matching.match`;
 - ``leadmatch_no_fairness`` and ``leadmatch``: the optimiser on the model's probabilities,
   without and with the fairness constraints; without a reliable rep signal (the model's
   rep-signal test) uplift is zero and leadmatch only balances;
 - ``oracle``: the same optimiser, with fairness, fed the simulator's true probabilities.
 
-Every policy is scored by the **true** expected wins and value of its choices (the simulator's
-true win probability at the run, with the policy's own open loads), not by sampled outcomes, and
-by fairness figures measured on one yardstick for all: a lead's worth is value(l) * b(l), with
-b(l) the model's mean P(win) over the reps working that day, and its tier comes from the
-configured quantiles of the day's worths. The curve of expected wins against the value-share
-band width replays leadmatch once per band.
+Model-based policies score pairs with the rep features of their own state (their placements
+add to the reps' open load and recent volume). Every policy is scored by the **true** expected
+wins and value of its choices (the simulator's true win probability at the run, with the
+policy's own open loads), not by sampled outcomes. Fairness is measured as the matching
+measures it, on the probabilities the policy was given (the model's, at the history's loads for
+the round-robins; the truth for the oracle): a lead's worth is value(l) * b(l) with b(l) its
+mean P(win) over the reps who may take it, tiers come from the day's worths; soft violations
+are counted at every run over the rolling window of ``recommend.fairness_window_days``, shares
+and Gini over the whole replay. The curve of expected wins against the value-share band width
+replays leadmatch once per band.
 
 Limits: the replay starts every policy with an empty fairness window and no leads of its own
 open; open leads a policy placed close along the history's average survival curve, whoever
 works them; reps' features (win rates) see the history's outcomes as they resolve, never the
-outcomes of the replayed leads; no lead is reclaimed after the first-contact SLA.
+outcomes of the replayed leads; no lead is reclaimed after the first-contact SLA and account
+continuity does not apply; the simulator's availability table ends 28 days after the history,
+so later days have no absences.
 
 **On real history** (``data``), where there is no ground truth: leadmatch's policy is evaluated
 against the logged one with the off-policy estimators of :mod:`models.off_policy` (direct
@@ -329,7 +336,7 @@ def replay(
     k = 0
     while True:
         at = world.as_of + k * DAY
-        if np.is_busday(np.datetime64(at.date())):
+        if np.is_busday(np.datetime64(at.date())) and _waiting(states):
             leads = pd.concat(lead_frames, ignore_index=True).set_index("lead_id", drop=False)
             day = _Day.build(context, leads, states, at)
             capacity_rows.append(day.capacity_frame())
@@ -342,8 +349,8 @@ def replay(
                 violations.append(broken.assign(policy=name, run_at=at))
             if progress is not None:
                 progress(f"{at:%Y-%m-%d}: {len(day.lead_ids)} leads waiting")
-            if k >= days:
-                break
+        if k >= days and (np.is_busday(np.datetime64(at.date())) or not _waiting(states)):
+            break
         if k < days:
             fresh = world.new_leads(at, seed=seed)
             lead_frames.append(fresh)
@@ -358,6 +365,10 @@ def replay(
         held={name: len(state.pending) for name, state in states.items()},
         n_leads=int(sum(len(f) for f in lead_frames)),
     )
+
+
+def _waiting(states: dict[str, _PolicyState]) -> bool:
+    return any(state.pending for state in states.values())
 
 
 @dataclass(frozen=True)
@@ -439,6 +450,9 @@ def _run_policy(
     soft violations (constraint, rep_id, size, unit)."""
     config, n_reps = context.config, len(context.rep_ids)
     pending = np.array(list(state.pending), dtype=object)
+    if len(pending) == 0:
+        run = {"pending": 0, "placed": 0, "hard_violations": 0, "soft_violations": 0}
+        return _PLACEMENTS.copy(), run | {"max_share_deviation": 0.0, "status": "empty"}, _SOFT
     extra_load = state.open_load(day.at, context.survival, n_reps)
     load = day.history_load + extra_load
     n_working = len(day.working)
@@ -526,6 +540,22 @@ def _run_policy(
         "status": result.diagnostics.status,
     }
     return records, run, broken
+
+
+_PLACEMENTS = pd.DataFrame(
+    columns=[
+        "run_at",
+        "lead_id",
+        "rep_id",
+        "p_true",
+        "p_model",
+        "value",
+        "worth",
+        "top_tier",
+        "ramp",
+    ]
+)
+_SOFT = pd.DataFrame(columns=["constraint", "rep_id", "size", "unit"])
 
 
 def _model_probability(
@@ -863,6 +893,7 @@ def off_policy_backtest(
     pair_fold = pairs["lead_id"].map(folds).to_numpy()
     decision_fold = decisions["lead_id"].map(folds).to_numpy()
     q = np.empty(len(candidates))
+    matching = config.matching.model_copy(update={"price_of_fairness": False})
     targets, verdicts, fallback = [], [], 0
     for k in range(n_folds):
         try:
@@ -878,7 +909,7 @@ def off_policy_backtest(
             data,
             decisions.loc[decision_fold == k],
             candidates.loc[rows, ["lead_id", "rep_id"]].assign(p_win=q[rows]),
-            config.matching,
+            matching,
             rep_signal=trained.rep_signal.has_signal,
             share=_fold_shares(decisions, decision_fold == k),
             window_days=config.recommend.fairness_window_days,
