@@ -844,8 +844,8 @@ class OffPolicyBacktest:
     """Leadmatch's policy against the logged one on real history.
 
     ``result``: the estimates (``result.summary()`` is what to print); ``rep_signal``: each
-    fold's rep-signal verdict; ``n_fallback``: leads the target policy could not place within
-    the day's capacity, sent to their best candidate instead.
+    fold's rep-signal verdict; ``n_fallback``: evaluated (mature) leads the target policy could
+    not place within the day's capacity, sent to their best candidate instead.
     """
 
     result: OffPolicyResult
@@ -915,7 +915,7 @@ def off_policy_backtest(
             window_days=config.recommend.fairness_window_days,
         )
         targets.append(target)
-        fallback += held
+        fallback += int(decisions.loc[decisions["mature"], "lead_id"].isin(held).sum())
         if progress is not None:
             progress(f"fold {k + 1} of {n_folds}: {trained.rep_signal.verdict}")
     value = _lead_values(
@@ -946,7 +946,7 @@ def leadmatch_target(
     rep_signal: bool,
     share: pd.Series,
     window_days: int,
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, list[str]]:
     """Leadmatch's choice for each logged lead, day by day, as an off-policy target.
 
     ``decisions``: the logged leads (lead_id, at); ``candidates``: lead_id, rep_id, p_win (their
@@ -955,7 +955,7 @@ def leadmatch_target(
     window of ``window_days`` carried from day to day); the reps' availability is already in
     the candidate sets.
     A lead the day's capacity could not take goes to its best candidate. Returns (target frame
-    lead_id, rep_id, prob = 1.0; the number of such leads).
+    lead_id, rep_id, prob = 1.0; the lead_ids of such leads).
     """
     leads = data.leads.set_index("lead_id", drop=False)
     daily_capacity = data.reps["daily_capacity"].fillna(0).to_numpy(dtype=float)
@@ -966,7 +966,7 @@ def leadmatch_target(
     )
     window: deque = deque()
     chosen: list[pd.DataFrame] = []
-    held = 0
+    held: list[str] = []
     for day, group in decisions.groupby(decisions["at"].dt.normalize(), sort=True):
         reps = rep_day(data, day)
         # An absent or departed rep keeps a slot only for a logged choice the rules missed.
@@ -999,7 +999,7 @@ def leadmatch_target(
         )
         picks = result.assignments[["lead_id", "rep_id"]].copy()
         missing = picks["rep_id"].isna().to_numpy()
-        held += int(missing.sum())
+        held += picks.loc[missing, "lead_id"].tolist()
         picks.loc[missing, "rep_id"] = picks.loc[missing, "lead_id"].map(best_rep)
         chosen.append(picks)
         summary = result.rep_summary
@@ -1064,8 +1064,8 @@ def off_policy_messages(backtest: OffPolicyBacktest) -> list[str]:
         out.append(f"Cross-fitted model {k} of {backtest.n_folds}: {verdict}.")
     if backtest.n_fallback:
         out.append(
-            f"{backtest.n_fallback} lead(s) found no capacity in leadmatch's day and went to "
-            "their best candidate."
+            f"{backtest.n_fallback} of the evaluated leads found no capacity in leadmatch's day "
+            "and went to their best candidate."
         )
     out.append(OFF_POLICY_NOTE)
     return out

@@ -10,17 +10,22 @@ import pytest
 from features.pairs import build_pairs_at, build_scoring_pairs
 from features.schemas import validate_crm
 from matching import MatchingConfig
+from models.off_policy import OffPolicyConfig, evaluate_policy
 from pipelines.backtest import (
+    OFF_POLICY_NOTE,
     ORACLE_NO_FAIRNESS,
     POLICIES,
     TABLE_COLUMNS,
     BacktestError,
+    OffPolicyBacktest,
     OpenSurvival,
     Replay,
     effective_capacity,
     gini,
     hard_violations,
     leadmatch_target,
+    off_policy_messages,
+    off_policy_table,
     policy_figures,
     policy_table,
     run_backtest,
@@ -369,7 +374,7 @@ CANDIDATES = pd.DataFrame(
 def test_the_target_is_each_days_matching_within_the_candidate_sets():
     picks, held, target = target_of(1.0, DECISIONS, CANDIDATES)
     assert picks == {"L1": "R1", "L2": "R1", "L3": "R2", "L4": "R1", "L5": "R1"}
-    assert held == 0 and (target["prob"] == 1.0).all()
+    assert held == [] and (target["prob"] == 1.0).all()
 
 
 def test_the_target_shares_a_days_capacity_and_sends_a_lead_left_over_to_its_best_rep():
@@ -377,4 +382,45 @@ def test_the_target_shares_a_days_capacity_and_sends_a_lead_left_over_to_its_bes
     # is L1 -> R1 and L2 -> R2; on March 4th L5 takes R1's only slot and L4 falls back to R1.
     picks, held, _ = target_of(0.2, DECISIONS, CANDIDATES)
     assert picks == {"L1": "R1", "L2": "R2", "L3": "R2", "L4": "R1", "L5": "R1"}
-    assert held == 1
+    assert held == ["L4"]
+
+
+# --- what is printed on real history ------------------------------------------------------------
+
+
+def off_policy_case(target_rep: str) -> OffPolicyBacktest:
+    """60 leads, candidates A and B; the history chose A (propensity 0.9) and won a third."""
+    leads = [f"L{i:02d}" for i in range(60)]
+    candidates = pd.DataFrame(
+        {"lead_id": np.repeat(leads, 2), "rep_id": ["A", "B"] * 60, "q": 0.3}
+    ).assign(propensity=[0.9, 0.1] * 60)
+    logged = pd.DataFrame({"lead_id": leads, "rep_id": "A", "propensity": 0.9}).assign(
+        reward=(np.arange(60) % 3 == 0).astype(float)
+    )
+    target = pd.DataFrame({"lead_id": leads, "rep_id": target_rep, "prob": 1.0})
+    result = evaluate_policy(logged, candidates, target, config=OffPolicyConfig(n_bootstrap=50))
+    return OffPolicyBacktest(result, ["no reliable signal: ..."], n_fallback=0, n_folds=1)
+
+
+def test_a_value_that_is_not_identified_is_said_plainly_and_shows_no_number():
+    backtest = off_policy_case("B")
+    shown = off_policy_table(backtest.result).set_index("estimator")
+    assert shown.loc["historical policy (observed mean)", "value per lead"].startswith("0.3333 [")
+    others = shown.drop(index="historical policy (observed mean)")
+    assert (others["value per lead"] == "not identified").all()
+    assert (others["vs history"] == "not identified").all()
+    messages = off_policy_messages(backtest)
+    assert messages[0].startswith("Overlap between leadmatch's choices and the history is too poor")
+    assert "NOT identified, so no number is given" in messages[0]
+    assert "doubly robust: not identified" in "\n".join(messages)
+    assert messages[-1] == OFF_POLICY_NOTE
+
+
+def test_an_identified_value_leads_with_the_doubly_robust_difference():
+    backtest = off_policy_case("A")
+    shown = off_policy_table(backtest.result).set_index("estimator")
+    # DR = DM + mean weighted residual = 0.3 + (1/3 - 0.3) / 0.9; the history won 1/3.
+    assert shown.loc["doubly robust", "vs history"].startswith("+0.003704 [")
+    assert off_policy_messages(backtest)[0].startswith(
+        "Leadmatch's policy against the history, doubly robust: +0.003704 per lead ["
+    )
