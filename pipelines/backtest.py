@@ -112,6 +112,17 @@ TABLE_COLUMNS = [
     "placed",
     "held_at_end",
 ]
+PRINTED_COLUMNS = [
+    "policy",
+    "expected_wins",
+    "lift_vs_round_robin",
+    "oracle_lift_captured",
+    "price_of_fairness",
+    "hard_violations",
+    "soft_violations",
+    "max_value_share_deviation",
+]
+"""The columns of ``backtest.csv`` that `leadmatch backtest` prints (the file has them all)."""
 OFF_POLICY_NOTE = (
     "The estimand is per decision: each logged lead keeps the moment, candidate reps and rep "
     "loads it had in the history; what leadmatch would change through load (overloaded reps, "
@@ -127,7 +138,8 @@ class BacktestError(UserFacingError):
 class BacktestSummary:
     """What `leadmatch backtest` prints and where it wrote it.
 
-    ``table``: one row per policy (simulator) or per estimator (real history), ready to print;
+    ``table``: one row per policy (simulator: the :data:`PRINTED_COLUMNS` of backtest.csv) or
+    per estimator (real history), ready to print;
     ``messages``: plain sentences (targets met or not, verdicts, limits); ``curve``: expected
     wins per value-share band (simulator only); ``out``: the output folder (or None);
     ``run_id``: the MLflow run; ``seconds``: wall-clock time of the whole backtest.
@@ -1233,6 +1245,88 @@ def _table_metrics(table: pd.DataFrame, key: str) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What either kind of backtest hands to the logging and writing steps."""
+
+    table: pd.DataFrame
+    curve: pd.DataFrame | None
+    messages: list[str]
+    files: list[Path]
+    params: dict[str, object]
+    metrics: dict[str, float]
+
+
+def _simulator_backtest(
+    scenario: str, days: int, seed: int, config: LeadmatchConfig, bands: tuple, folder: Path
+) -> _Outcome:
+    world = simulate_world(scenario, seed)
+    trained = train_on_history(world.data, world.as_of, config)
+    result = replay_days(world, trained.model, days, seed, config, bands)
+    figures = policy_figures(result, config)
+    table = policy_table(figures)
+    curve = fairness_curve(figures, config)
+    mine = result.placements.loc[result.placements["policy"] == "leadmatch"]
+    capacity = result.capacity
+    messages = simulator_messages(
+        table,
+        curve,
+        has_rep_effects=world.scenario.has_rep_effects,
+        signal=trained.rep_signal,
+        config=config,
+        violations=result.violations.loc[result.violations["policy"] == "leadmatch"],
+        lead_worth=float(mine["worth"].mean()),
+        ramp_reach=min(
+            1.0,
+            capacity.loc[capacity["ramp"], "capacity"].sum()
+            / max(float(mine["top_tier"].sum()), 1.0),
+        ),
+    )
+    metrics = _table_metrics(table, "policy") | _table_metrics(
+        curve.assign(band=curve["band"].astype(str)), "band"
+    )
+    return _Outcome(
+        table=table[PRINTED_COLUMNS],
+        curve=curve,
+        messages=messages,
+        files=write_simulator_outputs(folder, table, curve, result),
+        params={
+            "mode": "simulator",
+            "scenario": scenario,
+            "days": days,
+            "seed": seed,
+            "rep_signal": trained.rep_signal.verdict,
+        },
+        metrics=metrics,
+    )
+
+
+def _history_backtest(
+    data: Path, mapping: str | None, config: LeadmatchConfig, folder: Path
+) -> _Outcome:
+    backtest = evaluate_off_policy(data, mapping, config)
+    result = backtest.result
+    metrics = _table_metrics(result.estimates.drop(columns=["identified"]), "estimator")
+    metrics |= {
+        f"overlap.{k}": float(v)
+        for k, v in result.overlap.to_dict().items()
+        if isinstance(v, int | float)
+    }
+    return _Outcome(
+        table=off_policy_table(result),
+        curve=None,
+        messages=off_policy_messages(backtest),
+        files=write_off_policy_outputs(folder, backtest),
+        params={
+            "mode": "off_policy",
+            "data": str(data),
+            "mapping": str(mapping),
+            "identified": result.identified,
+        },
+        metrics=metrics,
+    )
+
+
 @flow(name="backtest", log_prints=False)
 def backtest_flow(
     scenario: str | None = None,
@@ -1244,69 +1338,35 @@ def backtest_flow(
     config: LeadmatchConfig | None = None,
     bands: tuple[float, ...] = CURVE_BANDS,
 ) -> BacktestSummary:
-    """Backtest leadmatch on the simulator (``scenario``) or on logged history (``data``)."""
+    """Backtest leadmatch on the simulator (``scenario``) or on logged history (``data``);
+    write the files to ``out`` (atomically) and log one MLflow run."""
     config = config or LeadmatchConfig()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch) / "backtest"
-        folder.mkdir()
+        folder = Path(scratch)
         if scenario is not None:
-            world = simulate_world(scenario, seed)
-            trained = train_on_history(world.data, world.as_of, config)
-            result = replay_days(world, trained.model, days, seed, config, tuple(bands))
-            figures = policy_figures(result, config)
-            table = policy_table(figures)
-            curve = fairness_curve(figures, config)
-            mine = result.placements.loc[result.placements["policy"] == "leadmatch"]
-            capacity = result.capacity
-            messages = simulator_messages(
-                table,
-                curve,
-                has_rep_effects=world.scenario.has_rep_effects,
-                signal=trained.rep_signal,
-                config=config,
-                violations=result.violations.loc[result.violations["policy"] == "leadmatch"],
-                lead_worth=float(mine["worth"].mean()),
-                ramp_reach=min(
-                    1.0,
-                    capacity.loc[capacity["ramp"], "capacity"].sum()
-                    / max(float(mine["top_tier"].sum()), 1.0),
-                ),
-            )
-            files = write_simulator_outputs(folder, table, curve, result)
-            params = {"mode": "simulator", "scenario": scenario, "days": days, "seed": seed}
-            params["rep_signal"] = trained.rep_signal.verdict
-            metrics = _table_metrics(table, "policy") | _table_metrics(
-                curve.assign(band=curve["band"].astype(str)), "band"
-            )
+            outcome = _simulator_backtest(scenario, days, seed, config, tuple(bands), folder)
         else:
-            backtest = evaluate_off_policy(Path(data), mapping, config)
-            table, curve = off_policy_table(backtest.result), None
-            messages = off_policy_messages(backtest)
-            files = write_off_policy_outputs(folder, backtest)
-            params = {"mode": "off_policy", "data": str(data), "mapping": str(mapping)}
-            params["identified"] = backtest.result.identified
-            estimates = backtest.result.estimates
-            metrics = _table_metrics(estimates.drop(columns=["identified"]), "estimator")
-            overlap = backtest.result.overlap.to_dict()
-            metrics |= {
-                f"overlap.{k}": float(v) for k, v in overlap.items() if isinstance(v, int | float)
-            }
+            outcome = _history_backtest(Path(data), mapping, config, folder)
         seconds = time.perf_counter() - started
-        metrics["seconds"] = seconds
         run_id = log_backtest(
-            params, metrics, files, {"messages.txt": "\n".join(messages) + "\n"}, config
+            outcome.params,
+            outcome.metrics | {"seconds": seconds},
+            outcome.files,
+            {"messages.txt": "\n".join(outcome.messages) + "\n"},
+            config,
         )
         if out is not None:
             with atomic_directory(Path(out)) as target:
-                for path in files:
+                for path in outcome.files:
                     (target / path.name).write_bytes(path.read_bytes())
-    for line in messages:
-        get_run_logger().info(line)
+    logger = get_run_logger()
+    for line in outcome.messages:
+        logger.info(line)
     return BacktestSummary(
-        table=table,
-        messages=messages,
-        curve=curve,
+        table=outcome.table,
+        messages=outcome.messages,
+        curve=outcome.curve,
         out=Path(out) if out is not None else None,
         run_id=run_id,
         seconds=seconds,
