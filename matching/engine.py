@@ -12,7 +12,7 @@ from matching.config import FairnessConstraints, MatchingConfig
 from matching.day import Day, prepare
 from matching.eligibility import Cause, Eligibility
 from matching.explain import explain
-from matching.fairness import FairnessReport, SoftViolation, measure, problem_of, window
+from matching.fairness import FairnessReport, SoftViolation, Window, measure, problem_of, window
 from matching.optimiser import Optimiser, Solution
 from matching.policies import BASELINES
 from matching.schemas import (
@@ -224,7 +224,7 @@ def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solu
     return choice, solution, int(keep.sum())
 
 
-def _assignments(day: Day, choice: np.ndarray, policy: str, state) -> pd.DataFrame:
+def _assignments(day: Day, choice: np.ndarray, policy: str, state: Window) -> pd.DataFrame:
     assigned = choice >= 0
     j = np.maximum(choice, 0)
     has = len(day.p) > 0
@@ -252,7 +252,7 @@ def _assignments(day: Day, choice: np.ndarray, policy: str, state) -> pd.DataFra
     return MatchAssignments.validate(frame[columns])
 
 
-def _rep_summary(day: Day, choice: np.ndarray, state) -> pd.DataFrame:
+def _rep_summary(day: Day, choice: np.ndarray, state: Window) -> pd.DataFrame:
     assigned = np.flatnonzero(choice >= 0)
     reps = day.rep[choice[assigned]]
     R = day.n_reps

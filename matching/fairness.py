@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from matching.config import MatchingConfig
+from matching.config import FairnessConstraints, MatchingConfig
 from matching.day import Day, prepare
 from matching.eligibility import Cause
 from matching.optimiser import AssignmentProblem, FairnessTerms, Slacks, slacks_of
@@ -61,7 +61,7 @@ class Window:
 
 
 def problem_of(
-    day: Day, pairs: np.ndarray, fairness=None
+    day: Day, pairs: np.ndarray, fairness: FairnessConstraints | None = None
 ) -> tuple[AssignmentProblem, FairnessTerms, np.ndarray]:
     """The optimiser's problem over ``pairs`` (day pair positions, assignable, sorted) and
     its fairness terms; also the day-rep position of each problem rep (working reps)."""

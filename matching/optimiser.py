@@ -22,15 +22,25 @@ T = sum_r V_r, and with fair share f_r (its share of the window's capacity)::
 
 where N_r counts the top-tier leads a rep received in the window and TA is their total.
 
-Solving: the LP relaxation is almost integral (the fractional leads are bounded by the number
-of binding side constraints), so the LP is solved first and a MIP is run over the fractional
-leads only, every other lead fixed. On large instances (``decompose_above_pairs``) the LP
-itself is too slow for the dual simplex (the fairness rows make its basis dense), so the
-optimiser first minimises an entropy-smoothed Lagrangian dual in numpy (L-BFGS-B): the exact
-dual function at that point is a valid upper bound (it matched the LP optimum to ~1e-5 in
-tests), and the reduced scores it gives leave most leads with one clearly best rep. Those
-leads are fixed; HiGHS solves the LP and the repair MIP over the contested rest. The reported
-gap is always measured against a valid bound: the full LP optimum, or the dual bound.
+Solving, in four steps, each bounded by a share of the time limit:
+
+1. LP relaxation (HiGHS, built from CSC arrays). It is almost integral: the fractional leads
+   are bounded by the number of binding side constraints. On large instances
+   (``decompose_above_pairs``) the dual simplex is slow over every pair (the fairness rows make
+   its basis dense), so an entropy-smoothed Lagrangian dual is minimised first in numpy
+   (L-BFGS-B). Its exact value is a valid upper bound, and its reduced scores fix the leads
+   whose best rep is beyond doubt and give the others only their few near-best pairs. The
+   restricted LP is then priced out against every candidate pair and extended (warm start)
+   until nothing is missing, which certifies it as the LP over all pairs.
+2. A MIP over the fractional leads only, every other lead fixed (short budget: HiGHS proves
+   little there, the bands turn it into tight knapsacks).
+3. A local search (relocations and swaps between reps, scored exactly) closes the rest of the
+   gap that rounding leaves at the band edges, until the gap is half the target.
+4. Small instances that still miss the target get a MIP over every pair.
+
+The gap is always measured against a valid bound: the LP optimum, the dual bound when the LP
+did not finish, or HiGHS's bound after step 4. When the LP runs out of time, the dual's
+greedy choice plus the local search is returned with its gap.
 """
 
 from __future__ import annotations
@@ -46,6 +56,10 @@ from scipy.optimize import minimize
 from matching.config import FairnessConstraints
 
 _TOL = 1e-6
+# Largest share of leads left free by the dual fixing.
+_MAX_CONTESTED = 1.0
+# Moves per (from rep, to rep) pair that the local search tries to combine into swaps.
+_SWAP_PARTNERS = 8
 # Time given to the MIP over the fractional leads.
 _REPAIR_SECONDS = 1.0
 # Shares of the time limit: the dual may use the first, the LP stops to leave the second.
@@ -499,7 +513,14 @@ def _fix_by_margin(
     keep = np.zeros(len(leads), bool)
     if n_contested < len(leads):
         keep[np.argsort(-margin, kind="stable")[: len(leads) - n_contested]] = True
-    keep &= (best > 0) & (margin >= min_margin)
+    # at most _MAX_CONTESTED of the leads stay free: beyond that the LP gets too large to
+    # pay for itself, and pricing frees the leads that were fixed wrongly
+    n_free_cap = int(np.ceil(_MAX_CONTESTED * len(leads)))
+    too_close = margin < min_margin
+    if too_close.sum() > n_free_cap:
+        too_close = np.zeros(len(leads), bool)
+        too_close[np.argsort(margin, kind="stable")[:n_free_cap]] = True
+    keep &= (best > 0) & ~too_close
     idx = np.flatnonzero(keep)
     reps = p.rep[first[idx]]
     by_rep = np.lexsort((-margin[idx], reps))
@@ -1041,13 +1062,20 @@ class _Polish:
             if ramp_now > 1e-12:
                 hot |= p.ramp
             # a swap that gains needs one half that gains on its own unless a rep is outside
-            # its band; listing only those halves first keeps the join small
-            one = np.flatnonzero((m["gain"] > 0) | hot[src] | hot[dst])
-            key1 = src[one] * p.n_reps + dst[one]
-            key2 = dst * p.n_reps + src
-            order = np.argsort(key2, kind="stable")
-            lo_ = np.searchsorted(key2[order], key1, "left")
-            hi_ = np.searchsorted(key2[order], key1, "right")
+            # its band: listing only those halves keeps the join small, and so does keeping
+            # the best few moves of each (from, to) rep pair on both sides
+            key = src * p.n_reps + dst
+            by_key = np.lexsort((-m["gain"], key))
+            rank = np.empty(len(key), dtype=np.int64)
+            rank[by_key] = np.arange(len(key)) - np.searchsorted(key[by_key], key[by_key])
+            best_few = rank < _SWAP_PARTNERS
+            one = np.flatnonzero(best_few & ((m["gain"] > 0) | hot[src] | hot[dst]))
+            key1 = key[one]
+            two = np.flatnonzero(best_few)
+            order = two[np.argsort(dst[two] * p.n_reps + src[two], kind="stable")]
+            key2 = dst[order] * p.n_reps + src[order]
+            lo_ = np.searchsorted(key2, key1, "left")
+            hi_ = np.searchsorted(key2, key1, "right")
             count = hi_ - lo_
             i1 = np.repeat(one, count)
             i2 = order[np.repeat(lo_ - np.cumsum(count) + count, count) + np.arange(count.sum())]

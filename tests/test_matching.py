@@ -467,10 +467,11 @@ REGION_RULE = MatchingConfig(eligibility=EligibilityRules(region=True))
 
 
 @settings(max_examples=40, deadline=None)
-@given(days())
-def test_capacity_and_eligibility_hold_and_every_lead_is_explained(day):
+@given(days(), st.sampled_from([1, 20]))
+def test_capacity_and_eligibility_hold_and_every_lead_is_explained(day, top_k):
     candidates, leads, reps, policy = day
-    result = match(candidates, leads, reps, REGION_RULE, policy=policy)
+    config = REGION_RULE.model_copy(update={"top_k": top_k})
+    result = match(candidates, leads, reps, config, policy=policy)
     rows = result.assignments
     assert sorted(rows["lead_id"]) == sorted(leads["lead_id"])
     assert result.fairness.hard_violations.empty
@@ -481,6 +482,15 @@ def test_capacity_and_eligibility_hold_and_every_lead_is_explained(day):
     used = rows.loc[~held, "rep_id"].value_counts()
     capacity = result.rep_summary.set_index("rep_id")["capacity"]
     assert (used <= capacity.reindex(used.index)).all()
+    # a lead is held only when every eligible rep it was scored with is full (top_k = 1 makes
+    # the optimiser look beyond its candidate pairs for such leads)
+    region = dict(zip(reps["rep_id"], reps["region"], strict=True))
+    lead_region = dict(zip(leads["lead_id"], leads["region"], strict=True))
+    full = set(capacity.index[capacity.to_numpy() <= used.reindex(capacity.index).fillna(0).to_numpy()])
+    for lead_id in rows.loc[held, "lead_id"]:
+        scored = candidates.loc[candidates["lead_id"] == lead_id, "rep_id"]
+        eligible = [r for r in scored if region[r] == lead_region[lead_id]]
+        assert set(eligible) <= full
 
 
 @settings(max_examples=20, deadline=None)
