@@ -486,7 +486,9 @@ def test_capacity_and_eligibility_hold_and_every_lead_is_explained(day, top_k):
     # the optimiser look beyond its candidate pairs for such leads)
     region = dict(zip(reps["rep_id"], reps["region"], strict=True))
     lead_region = dict(zip(leads["lead_id"], leads["region"], strict=True))
-    full = set(capacity.index[capacity.to_numpy() <= used.reindex(capacity.index).fillna(0).to_numpy()])
+    full = set(
+        capacity.index[capacity.to_numpy() <= used.reindex(capacity.index).fillna(0).to_numpy()]
+    )
     for lead_id in rows.loc[held, "lead_id"]:
         scored = candidates.loc[candidates["lead_id"] == lead_id, "rep_id"]
         eligible = [r for r in scored if region[r] == lead_region[lead_id]]
