@@ -31,7 +31,7 @@ from pipelines.outputs import (
     localise,
     write_csv,
 )
-from pipelines.report import RunReport, render_report
+from pipelines.report import RecommendSummary, RunReport, render_report
 from pipelines.tracking import (
     CHAMPION,
     REGISTERED_MODEL,
@@ -56,23 +56,6 @@ class Champion:
     version: str
     rep_signal_used: bool
     rep_signal: str
-
-
-@dataclass(frozen=True)
-class RecommendSummary:
-    """What `leadmatch recommend` prints."""
-
-    folder: Path
-    run_date: str
-    placed: int
-    held: int
-    reclaimed: int
-    too_old: int
-    expected_wins: float
-    expected_wins_round_robin: float
-    price_of_fairness: float | None
-    model_version: str
-    rep_signal_used: bool
 
 
 @task(cache_policy=NO_CACHE)
@@ -388,17 +371,8 @@ def write_outputs(
     )
     diagnostics = fair.diagnostics
     report = RunReport(
-        run_date=summary.run_date,
-        placed=summary.placed,
-        held=summary.held,
-        reclaimed=summary.reclaimed,
-        too_old=summary.too_old,
-        expected_wins=summary.expected_wins,
-        expected_wins_round_robin=summary.expected_wins_round_robin,
-        price_of_fairness=summary.price_of_fairness,
+        summary=summary,
         rep_signal=champion.rep_signal,
-        rep_signal_used=champion.rep_signal_used,
-        model_version=champion.version,
         rep_summary=english,
         tier_by_group=tier_by_tenure(
             fair.assignments, reps_today, config.matching.fairness.new_rep_quota.ramp_days

@@ -6,15 +6,16 @@ import base64
 import html
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 
 @dataclass(frozen=True)
-class RunReport:
-    """Everything the report shows. ``rep_summary`` has the columns of ``rep_summary.csv``;
-    ``tier_by_group`` one row per tenure group with ``group``, ``top_tier_leads``, ``share``."""
+class RecommendSummary:
+    """The figures of one nightly run (what `leadmatch recommend` prints and the report shows)."""
 
+    folder: Path
     run_date: str
     placed: int
     held: int
@@ -23,9 +24,18 @@ class RunReport:
     expected_wins: float
     expected_wins_round_robin: float
     price_of_fairness: float | None
-    rep_signal: str
-    rep_signal_used: bool
     model_version: str
+    rep_signal_used: bool
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything the report shows: the run's ``summary``, the model's ``rep_signal`` sentence,
+    ``rep_summary`` (the columns of ``rep_summary.csv``) and ``tier_by_group`` (one row per
+    tenure group with ``group``, ``top_tier_leads``, ``share``)."""
+
+    summary: RecommendSummary
+    rep_signal: str
     rep_summary: pd.DataFrame
     tier_by_group: pd.DataFrame
     band: float
@@ -79,12 +89,13 @@ def _tier_chart(report: RunReport):
 
 def render_report(report: RunReport) -> str:
     """The report as one HTML page (no external resources)."""
-    lift = report.expected_wins - report.expected_wins_round_robin
-    rel = lift / report.expected_wins_round_robin if report.expected_wins_round_robin else 0.0
+    run = report.summary
+    lift = run.expected_wins - run.expected_wins_round_robin
+    rel = lift / run.expected_wins_round_robin if run.expected_wins_round_robin else 0.0
     esc = html.escape
     signal_line = (
         "The model found a reliable difference between reps; assignments use it."
-        if report.rep_signal_used
+        if run.rep_signal_used
         else "The history shows no reliable difference between reps: leads were shared to balance value "
         "and load only, not by predicted win rate."
     )
@@ -93,9 +104,7 @@ def render_report(report: RunReport) -> str:
         if report.violations
         else "<li>None: every fairness rule held.</li>"
     )
-    pof = (
-        "-" if report.price_of_fairness is None else f"{report.price_of_fairness:.2f} expected wins"
-    )
+    pof = "-" if run.price_of_fairness is None else f"{run.price_of_fairness:.2f} expected wins"
     table = report.rep_summary[
         [
             "rep_id",
@@ -109,7 +118,7 @@ def render_report(report: RunReport) -> str:
         ]
     ].to_html(index=False, float_format=lambda v: f"{v:.2f}", classes="reps", border=0)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>leadmatch {esc(report.run_date)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>leadmatch {esc(run.run_date)}</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:16px;color:#222;max-width:1200px}}
 h1{{font-size:20px;margin:0 0 8px}} .kpis{{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0}}
@@ -118,17 +127,17 @@ h1{{font-size:20px;margin:0 0 8px}} .kpis{{display:flex;gap:12px;flex-wrap:wrap;
 table.reps{{border-collapse:collapse;font-size:12px}} table.reps td,table.reps th{{padding:2px 6px;text-align:right}}
 details{{margin-top:8px}} p,li{{font-size:14px}}
 </style></head><body>
-<h1>Lead assignment for {esc(report.run_date)}</h1>
+<h1>Lead assignment for {esc(run.run_date)}</h1>
 <div class="kpis">
-<div class="kpi">placed<b>{report.placed}</b></div>
-<div class="kpi">held<b>{report.held}</b></div>
-<div class="kpi">reclaimed<b>{report.reclaimed}</b></div>
-<div class="kpi">expected wins<b>{report.expected_wins:.1f}</b></div>
+<div class="kpi">placed<b>{run.placed}</b></div>
+<div class="kpi">held<b>{run.held}</b></div>
+<div class="kpi">reclaimed<b>{run.reclaimed}</b></div>
+<div class="kpi">expected wins<b>{run.expected_wins:.1f}</b></div>
 <div class="kpi">vs round-robin<b>{lift:+.1f} ({rel:+.1%})</b></div>
 <div class="kpi">price of fairness<b>{pof}</b></div>
 </div>
-<p>{esc(signal_line)} Model version {esc(report.model_version)}; {esc(report.rep_signal)}.
-{report.too_old} leads older than the maximum age were left out. {esc(report.solver)}</p>
+<p>{esc(signal_line)} Model version {esc(run.model_version)}; {esc(report.rep_signal)}.
+{run.too_old} leads older than the maximum age were left out. {esc(report.solver)}</p>
 <div class="charts">
 <img alt="value share per rep against the fair band" src="data:image/png;base64,{_png(_share_chart(report))}">
 <img alt="top-tier leads by tenure group" src="data:image/png;base64,{_png(_tier_chart(report))}">
