@@ -176,25 +176,32 @@ def _choose(day: Day, policy: str) -> tuple[np.ndarray, Solution | None, int]:
 def _candidates(day: Day) -> np.ndarray:
     """(J,) bool: the pairs the optimiser considers.
 
-    Each lead's top-k assignable pairs by uplift (then p_win, then rep), plus each rep's
-    best leads by uplift (up to _REACH x its capacity), so a rep that is nobody's top choice
-    can still receive the leads that fairness needs it to. Pins and account continuity leave
-    a lead one eligible pair, which is always in.
+    Each lead's top-k assignable pairs by uplift (then p_win, then rep), plus for each rep its
+    best leads (up to _REACH x its capacity) twice over: by uplift, and by lead worth
+    (``day.lead_value``, then uplift). The first lets a rep that is nobody's top choice still
+    receive leads; the second lets a weak rep below its value floor, or ramping reps short of
+    their top-tier quota, receive the high-worth leads that fairness needs them to (a weak
+    rep's best leads by uplift are mostly low-worth ones). Pins and account continuity leave a
+    lead one eligible pair, which is always in.
     """
     ok = np.flatnonzero(day.assignable)
     keep = np.zeros(len(day.lead), bool)
     if len(ok) == 0:
         return keep
     lead, rep, uplift, p = day.lead[ok], day.rep[ok], day.uplift[ok], day.p[ok]
+    worth = day.lead_value[lead]
     by_lead = ok[np.lexsort((rep, -p, -uplift, lead))]
-    lead_sorted = day.lead[by_lead]
-    rank = np.arange(len(by_lead)) - np.searchsorted(lead_sorted, lead_sorted)
-    keep[by_lead[rank < day.config.top_k]] = True
-    by_rep = ok[np.lexsort((lead, -p, -uplift, rep))]
-    rep_sorted = day.rep[by_rep]
-    rank = np.arange(len(by_rep)) - np.searchsorted(rep_sorted, rep_sorted)
-    keep[by_rep[rank < _REACH * day.capacity[rep_sorted]]] = True
+    keep[by_lead[_rank(day.lead[by_lead]) < day.config.top_k]] = True
+    for order in (np.lexsort((lead, -p, -uplift, rep)), np.lexsort((lead, -uplift, -worth, rep))):
+        by_rep = ok[order]
+        rep_sorted = day.rep[by_rep]
+        keep[by_rep[_rank(rep_sorted) < _REACH * day.capacity[rep_sorted]]] = True
     return keep
+
+
+def _rank(group: np.ndarray) -> np.ndarray:
+    """Position of each element within its run of equal values of the sorted ``group``."""
+    return np.arange(len(group)) - np.searchsorted(group, group)
 
 
 def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solution, int]:

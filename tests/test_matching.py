@@ -327,6 +327,21 @@ def test_the_window_history_counts():
     assert (rows["rep_id"] == "R1").all()  # R0 already had far more than its share
 
 
+def test_a_weak_rep_below_its_value_floor_can_still_receive_a_valuable_lead():
+    # R1 is worse than R0 on every lead, so with top_k = 1 no lead lists R1, and R1's best
+    # leads by uplift are the cheap ones (L4-L7: -0.04 each, against -0.15 for L0-L3). Its
+    # value floor (a fifth of the capacity, 0.8 x 0.2 x 3.64 = 0.58) needs one of L0-L3
+    # (worth 0.75 each): the candidate set must hold them too.
+    p = [[0.9, 0.6]] * 4 + [[0.2, 0.12]] * 4
+    fairness = FairnessConstraints(
+        top_tier_cap=FairnessConstraints().top_tier_cap.model_copy(update={"enabled": False})
+    )
+    config = MatchingConfig(top_k=1, fairness=fairness, price_of_fairness=False)
+    result = match(*frames(p, [8, 2]), config)
+    assert result.diagnostics.soft_violations == []
+    assert by_lead(result).loc["L0":"L3", "rep_id"].tolist().count("R1") == 1
+
+
 def test_fairness_metrics_of_a_manual_assignment():
     candidates, leads, reps = frames([[0.5, 0.4]] * 3, [1, 2])
     manual = pd.DataFrame({"lead_id": ["L0", "L1", "L2"], "rep_id": ["R0", "R0", "R9"]})
