@@ -63,7 +63,7 @@ from features.pairs import build_pairs_at, build_scoring_pairs, build_training_p
 from features.reps import index_history
 from features.schemas import CrmData
 from matching import match
-from matching.config import MatchingConfig
+from matching.config import FairnessConstraints, MatchingConfig
 from models.off_policy import (
     ESTIMATOR_NAMES,
     OffPolicyResult,
@@ -105,6 +105,7 @@ TABLE_COLUMNS = [
     "price_of_fairness",
     "hard_violations",
     "soft_violations",
+    "unreachable_violations",
     "max_value_share_deviation",
     "ramp_top_tier_share",
     "max_top_tier_share",
@@ -120,6 +121,7 @@ PRINTED_COLUMNS = [
     "price_of_fairness",
     "hard_violations",
     "soft_violations",
+    "unreachable_violations",
     "max_value_share_deviation",
 ]
 """The columns of ``backtest.csv`` that `leadmatch backtest` prints (the file has them all)."""
@@ -247,10 +249,13 @@ class Replay:
     ``capacity``: one row per run and rep who worked: run_at, rep_id, capacity, ramp.
     ``runs``: one row per policy and run: policy, run_at, pending, placed, hard_violations (found
     by the backtest's own check), soft_violations (soft constraints outside their limits over
-    the run's fairness window, as the matching measures them), max_share_deviation (largest
-    |window value share / fair share - 1| over the working reps), status (the solver's),
-    seconds (time the policy took to choose).
-    ``violations``: one row per soft violation: policy, run_at, constraint, rep_id, size, unit.
+    the run's fairness window, as the matching measures them, by more than no assignment of the
+    run could avoid), unreachable_violations (the others: limits out of the run's reach, see
+    :func:`out_of_reach`), max_share_deviation (largest |window value share / fair share - 1|
+    over the working reps), status (the solver's), seconds (time the policy took to choose).
+    ``violations``: one row per soft constraint outside its limit: policy, run_at, constraint,
+    rep_id, size, unit, unavoidable (the part of size no assignment of the run could avoid),
+    avoidable (size exceeds unavoidable: a miss the policy is answerable for).
     ``held``: policy -> leads left unplaced at the end. ``n_leads``: leads to place (the
     replay's new leads plus the history's unplaced ones).
     """
@@ -464,6 +469,7 @@ def _run_policy(
     pending = np.array(list(state.pending), dtype=object)
     if len(pending) == 0:
         run = {"pending": 0, "placed": 0, "hard_violations": 0, "soft_violations": 0}
+        run["unreachable_violations"] = 0
         return _PLACEMENTS.copy(), run | {"max_share_deviation": 0.0, "status": "empty"}, _SOFT
     extra_load = state.open_load(day.at, context.survival, n_reps)
     load = day.history_load + extra_load
@@ -542,12 +548,24 @@ def _run_policy(
         [(v.constraint, v.rep_id, v.size, v.unit) for v in soft],
         columns=["constraint", "rep_id", "size", "unit"],
     )
+    all_leads = leads.set_index("lead_id").loc[result.assignments["lead_id"]]
+    worth_today = _lead_values(all_leads, policy.matching.objective) * result.assignments[
+        "p_baseline"
+    ].to_numpy(dtype=float, na_value=np.nan)
+    broken = out_of_reach(
+        broken,
+        result.fairness.per_rep,
+        np.nan_to_num(worth_today),
+        (result.assignments["tier"] == "A").to_numpy(dtype=bool, na_value=False),
+        policy.matching.fairness,
+    )
     ratio = summary["share_ratio"].to_numpy(dtype=float, na_value=np.nan)
     run = {
         "pending": len(pending),
         "placed": len(records),
         "hard_violations": hard,
-        "soft_violations": len(soft),
+        "soft_violations": int(broken["avoidable"].sum()),
+        "unreachable_violations": int((~broken["avoidable"]).sum()),
         "max_share_deviation": float(np.nanmax(np.abs(ratio - 1), initial=0.0)),
         "status": result.diagnostics.status,
     }
@@ -567,7 +585,76 @@ _PLACEMENTS = pd.DataFrame(
         "ramp",
     ]
 )
-_SOFT = pd.DataFrame(columns=["constraint", "rep_id", "size", "unit"])
+_SOFT = pd.DataFrame(
+    columns=["constraint", "rep_id", "size", "unit", "unavoidable", "avoidable"]
+).astype({"size": float, "unavoidable": float, "avoidable": bool})
+# A violation no larger than its unavoidable part (up to rounding) is out of reach, not a miss.
+_REACH_TOLERANCE = 1e-6
+
+
+def out_of_reach(
+    violations: pd.DataFrame,
+    per_rep: pd.DataFrame,
+    worth: np.ndarray,
+    top_tier: np.ndarray,
+    fairness: FairnessConstraints,
+) -> pd.DataFrame:
+    """``violations`` (constraint, rep_id, size, unit: one run's soft violations) with
+    ``unavoidable``, the part of each size that no assignment of the run's leads within the
+    reps' capacities could avoid, and ``avoidable`` (size exceeds it).
+
+    ``per_rep``: the run's :attr:`matching.FairnessReport.per_rep` (working, capacity,
+    value_today, window_value, fair_share, top_tier_today, window_top_tier, ramp_up; the window
+    as assigned); ``worth``: (n,) value(l) * b(l) of each of the run's leads, placed or not;
+    ``top_tier``: (n,) bool, tier A. Bounds are taken against the window totals as assigned,
+    ignoring eligibility rules, so ``unavoidable`` is a lower bound: a rep below its value
+    floor could at most add its capacity's worth of the run's most valuable leads; one above
+    its value ceiling or top-tier cap could at most receive nothing today. The ramping reps
+    could at most add, within their capacity, the run's least valuable tier-A leads that fit
+    under their value ceilings: a quota met only by taking them above the value band is out
+    of reach too, since the band would then be missed instead (it happens when the ramping
+    reps hold a small share of the capacity; see :class:`matching.config.NewRepQuota`).
+    """
+    working = per_rep.loc[per_rep["working"].to_numpy(dtype=bool)]
+    value, top = working["window_value"], working["window_top_tier"]
+    value_before = (value - working["value_today"]).to_numpy(dtype=float)
+    top_before = (top - working["top_tier_today"]).to_numpy(dtype=float)
+    capacity = working["capacity"].to_numpy(dtype=np.int64)
+    fair = working["fair_share"].to_numpy(dtype=float)
+    ramp = working["ramp_up"].to_numpy(dtype=bool)
+    band = fairness.value_share.band
+    ceiling = (
+        (1 + band) * fair * value.sum()
+        if fairness.value_share.enabled
+        else np.full(len(fair), np.inf)
+    )
+    # the most value k leads of the run can add: the k most valuable ones
+    best = np.concatenate([[0.0], np.cumsum(np.sort(worth)[::-1])])
+    most_value = value_before + best[np.minimum(capacity, len(worth))]
+    rep_ids = working["rep_id"].astype(str).to_numpy()
+    per_rep_bound = {
+        "value_share_min": (1 - band) * fair * value.sum() - most_value,
+        "value_share_max": value_before - ceiling,
+        "top_tier_max": top_before - fairness.top_tier_cap.max_share * top.sum(),
+    }
+    bounds = {
+        (name, rep_id): max(0.0, float(x))
+        for name, values in per_rep_bound.items()
+        for rep_id, x in zip(rep_ids, values, strict=True)
+    }
+    # the ramping reps' room under their ceilings, pooled (an upper bound on any split)
+    room = np.maximum(ceiling[ramp] - value_before[ramp], 0.0).sum()
+    cheapest = np.cumsum(np.sort(worth[np.asarray(top_tier, dtype=bool)]))
+    fits = int(np.searchsorted(cheapest, room * (1 + 1e-12), side="right"))
+    ramp_most = top_before[ramp].sum() + min(int(capacity[ramp].sum()), fits)
+    quota = fairness.new_rep_quota.min_share * top.sum() - ramp_most
+    unavoidable = [
+        max(0.0, float(quota)) if name == "new_rep_quota" else bounds.get((name, str(rep)), 0.0)
+        for name, rep in zip(violations["constraint"], violations["rep_id"], strict=True)
+    ]
+    size = violations["size"].to_numpy(dtype=float)
+    out = violations.assign(size=size, unavoidable=np.minimum(unavoidable, size))
+    return out.assign(avoidable=size > out["unavoidable"].to_numpy() + _REACH_TOLERANCE)
 
 
 def _model_probability(
@@ -672,9 +759,11 @@ def policy_figures(result: Replay, config: LeadmatchConfig) -> pd.DataFrame:
 
     expected_wins / expected_value: sums of the true P(win) (times the lead's expected value)
     of its placements. Per run, as the nightly run sees them over its rolling fairness window:
-    hard_violations (placements beyond a rep's capacity, a lead placed twice) and
-    soft_violations (soft constraints outside their limits, summed over runs; the per-run
-    largest share deviation is in ``runs``). Over the whole replay: max_value_share_deviation
+    hard_violations (placements beyond a rep's capacity, a lead placed twice),
+    soft_violations (soft constraints outside their limits by more than the run could avoid,
+    summed over runs; the per-run largest share deviation is in ``runs``) and
+    unreachable_violations (limits no assignment of their run could keep, see
+    :func:`out_of_reach`). Over the whole replay: max_value_share_deviation
     (the largest |value share / fair share - 1| of any rep, fair share = share of the
     replay's capacity), ramp_top_tier_share (ramping reps' share of tier-A leads),
     max_top_tier_share (the largest rep share of tier-A leads), gini (of the value received
@@ -697,6 +786,7 @@ def policy_figures(result: Replay, config: LeadmatchConfig) -> pd.DataFrame:
             "expected_value": float((placed["p_true"] * placed["value"]).sum()),
             "hard_violations": int(runs["hard_violations"].sum().get(name, 0)),
             "soft_violations": int(runs["soft_violations"].sum().get(name, 0)),
+            "unreachable_violations": int(runs["unreachable_violations"].sum().get(name, 0)),
             "max_value_share_deviation": float(
                 np.abs(ratio - 1)[fair > 0].max(initial=0.0) if len(placed) else 0.0
             ),
@@ -756,13 +846,12 @@ def simulator_messages(
     config: LeadmatchConfig,
     violations: pd.DataFrame | None = None,
     lead_worth: float = np.nan,
-    ramp_reach: float = np.nan,
 ) -> list[str]:
     """Plain sentences: the rep-signal verdict, the targets (met or not), the price of fairness,
     the curve and the limits of the replay. ``violations``: leadmatch's soft violations
-    (constraint, size) for a breakdown, with ``lead_worth`` the mean worth of its leads (to
-    say how big a value-share violation is); ``ramp_reach``: the largest share of
-    leadmatch's tier-A leads the ramping reps' capacity could have held."""
+    (constraint, unit, size, unavoidable, avoidable; see :class:`Replay`) for a breakdown of
+    the misses and of the limits that were out of reach, with ``lead_worth`` the mean worth of
+    its leads (to say how big a value-share violation is)."""
     rows = table.set_index("policy")
     lm, oracle = rows.loc["leadmatch"], rows.loc["oracle"]
     fairness = config.matching.fairness
@@ -790,44 +879,46 @@ def simulator_messages(
     hard = int(lm["hard_violations"])
     verdict = "met" if hard == 0 else "NOT met"
     out.append(f"Hard-constraint violations by leadmatch: {hard} (target 0: {verdict}).")
-    soft = int(lm["soft_violations"])
+    soft, unreachable = int(lm["soft_violations"]), int(lm["unreachable_violations"])
     window = config.recommend.fairness_window_days
     limits = (
         f"over the whole replay the largest value-share deviation is "
         f"{lm['max_value_share_deviation']:.1%} of the fair share (band "
         f"{fairness.value_share.band:.0%} per window)"
     )
+    if violations is None:
+        violations = _SOFT
     if soft == 0:
         out.append(
             "Every soft fairness constraint of leadmatch stayed within its limits at every run "
-            f"(rolling {window}-day window): {limits}."
+            f"where it could (rolling {window}-day window): {limits}."
         )
     else:
-        kinds = ""
-        if violations is not None and len(violations):
-            counts = violations.groupby(["constraint", "unit"])["size"].agg(["size", "max"])
-            parts = []
-            for (name, unit), (n, largest) in counts.iterrows():
-                text = f"{name} {int(n)} (largest {largest:.3g} {unit}"
-                if unit == "value" and np.isfinite(lead_worth) and lead_worth > 0:
-                    text += f", {largest / lead_worth:.2g} of a lead's mean worth"
-                parts.append(text + ")")
-            kinds = "; by constraint: " + ", ".join(parts)
+        missed = violations.loc[violations["avoidable"].astype(bool)]
+        kinds = _breakdown(missed, missed["size"] - missed["unavoidable"], lead_worth)
         out.append(
             f"leadmatch had {soft} soft-constraint violation(s) over its runs (rolling "
-            f"{window}-day window; target 0: NOT met): {limits}{kinds}."
+            f"{window}-day window; target 0: NOT met): {limits}"
+            + (f"; by constraint, beyond what was out of reach: {kinds}" if kinds else "")
+            + "."
+        )
+    if unreachable:
+        beyond = violations.loc[~violations["avoidable"].astype(bool)]
+        kinds = _breakdown(beyond, beyond["size"], lead_worth)
+        out.append(
+            f"{unreachable} more limit(s) were out of reach at their run whatever the "
+            "assignment (the reps' capacities and the window so far could not meet them), so "
+            "they are not counted as misses; leadmatch came as close as possible"
+            + (f": {kinds}" if kinds else "")
+            + "."
         )
     quota = fairness.new_rep_quota
     if quota.enabled:
-        text = (
+        out.append(
             f"Over the replay, ramping reps received {lm['ramp_top_tier_share']:.1%} of "
-            f"leadmatch's tier-A leads (quota {quota.min_share:.0%})"
+            f"leadmatch's tier-A leads (quota {quota.min_share:.0%} of each run's window while "
+            "a ramping rep works)."
         )
-        if np.isfinite(ramp_reach):
-            text += f"; their capacity could have held at most {ramp_reach:.1%} of them"
-            if ramp_reach < quota.min_share:
-                text += ", so the quota cannot be met"
-        out.append(text + ".")
     price = lm["price_of_fairness"]
     unfair = rows.loc["leadmatch_no_fairness", "expected_wins"]
     out.append(
@@ -846,6 +937,21 @@ def simulator_messages(
         "is reclaimed after the first-contact SLA and no account continuity applies."
     )
     return out
+
+
+def _breakdown(violations: pd.DataFrame, sizes: pd.Series, lead_worth: float) -> str:
+    """Per constraint: its name, count and largest size (with the unit, and for value the
+    share of a lead's mean worth)."""
+    parts = []
+    frame = violations[["constraint", "unit"]].assign(size=sizes.to_numpy(dtype=float))
+    for (name, unit), (n, largest) in (
+        frame.groupby(["constraint", "unit"])["size"].agg(["size", "max"]).iterrows()
+    ):
+        text = f"{name} {int(n)} (largest {largest:.3g} {unit}"
+        if unit == "value" and np.isfinite(lead_worth) and lead_worth > 0:
+            text += f", {largest / lead_worth:.2g} of a lead's mean worth"
+        parts.append(text + ")")
+    return ", ".join(parts)
 
 
 # --- on real history: off-policy estimates -------------------------------------------------------
@@ -1267,7 +1373,6 @@ def _simulator_backtest(
     table = policy_table(figures)
     curve = fairness_curve(figures, config)
     mine = result.placements.loc[result.placements["policy"] == "leadmatch"]
-    capacity = result.capacity
     messages = simulator_messages(
         table,
         curve,
@@ -1276,11 +1381,6 @@ def _simulator_backtest(
         config=config,
         violations=result.violations.loc[result.violations["policy"] == "leadmatch"],
         lead_worth=float(mine["worth"].mean()),
-        ramp_reach=min(
-            1.0,
-            capacity.loc[capacity["ramp"], "capacity"].sum()
-            / max(float(mine["top_tier"].sum()), 1.0),
-        ),
     )
     metrics = _table_metrics(table, "policy") | _table_metrics(
         curve.assign(band=curve["band"].astype(str)), "band"

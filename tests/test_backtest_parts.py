@@ -1,5 +1,6 @@
 """The backtest's building blocks on hand-built frames: pair features at each pair's own time,
-open-load survival, effective capacity, hard-violation counting, the policy table's figures."""
+open-load survival, effective capacity, hard-violation counting, the policy table's figures,
+the soft limits out of a run's reach and what is printed."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pipelines.backtest import (
     leadmatch_target,
     off_policy_messages,
     off_policy_table,
+    out_of_reach,
     policy_figures,
     policy_table,
     run_backtest,
@@ -163,6 +165,7 @@ def hand_replay() -> Replay:
                 "policy": ["fair", "skewed", "idle"],
                 "hard_violations": [0, 2, 0],
                 "soft_violations": [0, 3, 0],
+                "unreachable_violations": [0, 1, 0],
             }
         ),
         violations=pd.DataFrame(columns=["policy", "run_at", "constraint", "rep_id", "size"]),
@@ -185,6 +188,7 @@ def test_policy_figures_score_true_wins_and_fairness():
     assert skewed[["ramp_top_tier_share", "max_top_tier_share"]].tolist() == [0.0, 1.0]
     assert skewed["gini"] == pytest.approx(0.5)
     assert skewed[["soft_violations", "hard_violations", "held_at_end"]].tolist() == [3, 2, 1]
+    assert figures["unreachable_violations"].tolist() == [0, 1, 0]
     # R1 holds 100% of the value with 50% of the capacity: +100%, R2 -100%
     assert skewed["max_value_share_deviation"] == pytest.approx(1.0)
     # a policy that placed nothing still has a row
@@ -280,14 +284,19 @@ def test_messages_report_the_price_of_fairness_and_the_curve():
     )
 
 
-def test_messages_break_soft_violations_down_and_say_when_a_quota_cannot_be_met():
+def test_messages_break_misses_down_apart_from_limits_that_were_out_of_reach():
     figures = figures_with_wins()
-    figures.loc["leadmatch", ["soft_violations", "ramp_top_tier_share"]] = [3, 0.02]
+    figures.loc["leadmatch", ["soft_violations", "unreachable_violations"]] = [2, 1]
+    figures.loc["leadmatch", "ramp_top_tier_share"] = 0.02
+    # quota: 2.5 short, 2 of them beyond any assignment (a miss of 0.5); 4 short, all
+    # unavoidable (out of reach); a value floor missed by 0.01 that could have been kept
     violations = pd.DataFrame(
         {
             "constraint": ["new_rep_quota", "new_rep_quota", "value_share_min"],
-            "size": [4.0, 2.5, 0.01],
+            "size": [2.5, 4.0, 0.01],
             "unit": ["top-tier leads", "top-tier leads", "value"],
+            "unavoidable": [2.0, 4.0, 0.0],
+            "avoidable": [True, False, True],
         }
     )
     curve = pd.DataFrame({"band": [0.2], "expected_wins": [120.0]})
@@ -300,21 +309,148 @@ def test_messages_break_soft_violations_down_and_say_when_a_quota_cannot_be_met(
             config=LeadmatchConfig(),
             violations=violations,
             lead_worth=0.25,
-            ramp_reach=0.08,
         )
     )
     assert (
-        "3 soft-constraint violation(s) over its runs (rolling 7-day window; target 0: NOT met)"
+        "2 soft-constraint violation(s) over its runs (rolling 7-day window; target 0: NOT met)"
         in text
     )
     assert (
-        "new_rep_quota 2 (largest 4 top-tier leads), "
-        "value_share_min 1 (largest 0.01 value, 0.04 of a lead's mean worth)"
+        "by constraint, beyond what was out of reach: new_rep_quota 1 (largest 0.5 top-tier "
+        "leads), value_share_min 1 (largest 0.01 value, 0.04 of a lead's mean worth)."
     ) in text
-    assert (
-        "ramping reps received 2.0% of leadmatch's tier-A leads (quota 15%); their capacity "
-        "could have held at most 8.0% of them, so the quota cannot be met"
-    ) in text
+    assert "1 more limit(s) were out of reach at their run whatever the assignment" in text
+    assert "as close as possible: new_rep_quota 1 (largest 4 top-tier leads)." in text
+    assert "ramping reps received 2.0% of leadmatch's tier-A leads (quota 15% of each" in text
+
+
+def test_messages_count_a_limit_out_of_reach_apart_from_the_target():
+    figures = figures_with_wins()
+    figures.loc["leadmatch", "unreachable_violations"] = 1
+    violations = pd.DataFrame(
+        {
+            "constraint": ["new_rep_quota"],
+            "size": [4.0],
+            "unit": ["top-tier leads"],
+            "unavoidable": [4.0],
+            "avoidable": [False],
+        }
+    )
+    curve = pd.DataFrame({"band": [0.2], "expected_wins": [120.0]})
+    text = "\n".join(
+        simulator_messages(
+            policy_table(figures),
+            curve,
+            has_rep_effects=True,
+            signal=None,
+            config=LeadmatchConfig(),
+            violations=violations,
+        )
+    )
+    assert "stayed within its limits at every run where it could" in text
+    assert "1 more limit(s) were out of reach" in text
+
+
+# --- limits out of a run's reach ----------------------------------------------------------------
+
+
+def run_reps(top_today: list[int], window_top: list[float]) -> pd.DataFrame:
+    """A run's per-rep fairness (as matching.FairnessReport.per_rep): R1 (capacity 2) and the
+    ramping R2 (capacity 1) work, each with half the window's capacity; R3 is off today. R1
+    had 1.0 of value and R2 none before today; today R1 received 0.5 and R2 0.1."""
+    return pd.DataFrame(
+        {
+            "rep_id": ["R1", "R2", "R3"],
+            "working": [True, True, False],
+            "ramp_up": [False, True, True],
+            "capacity": [2, 1, 0],
+            "value_today": [0.5, 0.1, 0.0],
+            "window_value": [1.5, 0.1, 0.0],
+            "fair_share": [0.5, 0.5, 0.0],
+            "top_tier_today": [*top_today, 0],
+            "window_top_tier": [*window_top, 0.0],
+        }
+    )
+
+
+# today's leads are worth 0.1, 0.4 (tier A) and 0.1
+WORTH = np.array([0.1, 0.4, 0.1])
+TOP = np.array([False, True, False])
+
+
+def test_each_violation_keeps_only_what_no_assignment_of_its_run_could_avoid():
+    # window value 1.6, band 20%: R2's floor 0.64 (it has 0.1, could have had 0 + 0.4); R1's
+    # ceiling 0.96 (it has 1.5, held 1.0 before today). Tier A over the window: 10, R1 holds
+    # all (9 before today): cap 2.5, quota 1.5 with R2 able to take at most the one today.
+    violations = pd.DataFrame(
+        {
+            "constraint": ["value_share_min", "value_share_max", "top_tier_max", "new_rep_quota"],
+            "rep_id": ["R2", "R1", "R1", None],
+            "size": [0.54, 0.54, 7.5, 1.5],
+            "unit": ["value", "value", "top-tier leads", "top-tier leads"],
+        }
+    )
+    got = out_of_reach(
+        violations, run_reps([1, 0], [10.0, 0.0]), WORTH, TOP, MatchingConfig().fairness
+    )
+    assert got["unavoidable"].to_numpy() == pytest.approx([0.24, 0.04, 6.5, 0.5])
+    assert got["avoidable"].all()
+    assert list(got.columns[:4]) == list(violations.columns)
+
+
+@pytest.mark.parametrize(
+    ("top_today", "window_top", "size", "avoidable"),
+    [
+        # R2 took the day's tier-A lead and is still 0.5 short: out of reach
+        ([0, 1], [9.0, 1.0], 0.5, False),
+        # R1 took it: R2 could have been 1 lead closer
+        ([1, 0], [10.0, 0.0], 1.5, True),
+    ],
+)
+def test_a_quota_the_ramping_reps_capacity_cannot_meet_is_out_of_reach(
+    top_today, window_top, size, avoidable
+):
+    violations = pd.DataFrame(
+        {"constraint": ["new_rep_quota"], "rep_id": [None], "size": [size], "unit": ["leads"]}
+    )
+    got = out_of_reach(
+        violations, run_reps(top_today, window_top), WORTH, TOP, MatchingConfig().fairness
+    )
+    assert got["unavoidable"].tolist() == pytest.approx([0.5])
+    assert got["avoidable"].tolist() == [avoidable]
+
+
+def test_a_quota_met_only_above_the_ramping_reps_value_ceiling_is_out_of_reach():
+    # R2 now has a tenth of the window's capacity: its ceiling 1.2 * 0.1 * 1.6 = 0.192 leaves
+    # no room for the 0.4 tier-A lead, so none of the 1.5 short could be met within the band
+    reps = run_reps([1, 0], [10.0, 0.0]).assign(fair_share=[0.9, 0.1, 0.0])
+    violations = pd.DataFrame(
+        {"constraint": ["new_rep_quota"], "rep_id": [None], "size": [1.5], "unit": ["leads"]}
+    )
+    fairness = MatchingConfig().fairness
+    got = out_of_reach(violations, reps, WORTH, TOP, fairness)
+    assert got["unavoidable"].tolist() == pytest.approx([1.5])
+    assert got["avoidable"].tolist() == [False]
+    # without the value band only the capacity bounds it: one lead, 0.5 out of reach
+    unbanded = fairness.model_copy(
+        update={"value_share": fairness.value_share.model_copy(update={"enabled": False})}
+    )
+    got = out_of_reach(violations, reps, WORTH, TOP, unbanded)
+    assert got["unavoidable"].tolist() == pytest.approx([0.5])
+    assert got["avoidable"].tolist() == [True]
+
+
+def test_a_limit_within_reach_has_nothing_unavoidable():
+    # with a band of 90% R2's floor is 0.08: it holds 0.1; a 0.05 miss would be all its own
+    fairness = MatchingConfig().fairness
+    wide = fairness.model_copy(
+        update={"value_share": fairness.value_share.model_copy(update={"band": 0.9})}
+    )
+    violations = pd.DataFrame(
+        {"constraint": ["value_share_min"], "rep_id": ["R2"], "size": [0.05], "unit": ["value"]}
+    )
+    got = out_of_reach(violations, run_reps([1, 0], [10.0, 0.0]), WORTH, TOP, wide)
+    assert got["unavoidable"].tolist() == [0.0] and got["avoidable"].tolist() == [True]
 
 
 @pytest.mark.parametrize(
