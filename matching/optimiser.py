@@ -61,12 +61,14 @@ _MAX_CONTESTED = 1.0
 # Moves per (from rep, to rep) pair that the local search tries to combine into swaps.
 _SWAP_PARTNERS = 8
 # Time given to the MIP over the fractional leads.
-_REPAIR_SECONDS = 1.0
+_REPAIR_SECONDS = 0.3
 # Shares of the time limit: the dual may use the first, the LP stops to leave the second.
 _DUAL_SHARE = 0.4
 _RESERVE_SHARE = 0.15
 # Up to this many candidate pairs, a MIP over everything finishes whenever the repair leaves a gap.
 _FULL_MIP_PAIRS = 2_000
+# Time given to that MIP.
+_FULL_MIP_SECONDS = 1.0
 _INF = highspy.kHighsInf
 # Smoothing temperatures of the dual, as fractions of the mean best score per lead.
 # The final one leaves the dual bound within ~1e-5 of the LP optimum on the benchmark instances.
@@ -353,11 +355,12 @@ class _Run:
             y = duals.fit(self.started + _DUAL_SHARE * limit)
             bound = duals.value(y)
             guide = duals.reduced(y)
-            # A lead is contested unless its smoothed choice is near-certain (margin of 10
-            # temperatures: probability above 0.9999 against any rival), and at least
+            # A lead is contested unless its best reduced score beats every rival by two
+            # temperatures (smoothed probability above 0.88; pricing frees the few fixed
+            # wrongly, and a wider margin left most leads free at 20k x 200), and at least
             # contested_share of the leads are. A contested lead starts with the pairs within
             # 3 temperatures of its best; pricing adds any other that the LP wants.
-            fixed = _fix_by_margin(p, guide, opt.contested_share, 10 * duals.eps)
+            fixed = _fix_by_margin(p, guide, opt.contested_share, 2 * duals.eps)
             columns = _near_best(p, guide, fixed < 0, 3 * duals.eps)
             method = "dual+lp+mip"
             phases["dual"] = time.perf_counter() - clock
@@ -379,12 +382,12 @@ class _Run:
             lp.add(missing)
         phases["lp"] = time.perf_counter() - clock
         free = (lp.fixed < 0) & self.has_pairs
-        moves = np.zeros(len(p.lead), bool)
+        movable = np.zeros(p.n_leads, bool)  # leads the local search may move
         n_frac = 0
         if x is None:
             # Out of time: the dual's (or the scores') greedy choice for the free leads.
             choice = _greedy_fill(p, lp.fixed, free, guide)
-            moves[:] = True
+            movable[:] = True
         else:
             choice, fractional = lp.round(x)
             n_frac = int(fractional.sum())
@@ -397,10 +400,10 @@ class _Run:
             repaired, _ = repair.solve_mip(budget, opt.mip_rel_gap, start=start_choice)
             choice = start_choice if repaired is None else repaired
             phases["mip"] = time.perf_counter() - clock
-            moves[lp.pairs] = True
+            movable[p.lead[lp.pairs]] = True
         clock = time.perf_counter()
         if self._gap(bound, choice) > opt.mip_rel_gap / 2:
-            choice = _Polish(p, self.t, choice, moves).run(
+            choice = _Polish(p, self.t, choice, movable).run(
                 time.perf_counter() + self.remaining(),
                 lambda c: self._gap(bound, c) <= opt.mip_rel_gap / 2,
             )
@@ -410,11 +413,16 @@ class _Run:
             and self._gap(bound, choice) > opt.mip_rel_gap
             and len(p.lead) <= _FULL_MIP_PAIRS
         ):
-            # Small instance: a MIP over every pair is cheap and makes the answer exact.
+            # Small instance: a MIP over every pair is usually cheap and makes the answer
+            # exact; capped, since a day of a few leads against many reps' empty fairness
+            # windows can keep HiGHS branching for seconds over a gap of hundredths of a win.
+            clock = time.perf_counter()
             full = _Model(p, self.t, np.arange(len(p.lead)), np.full(p.n_leads, -1), opt.threads)
-            exact, mip_bound = full.solve_mip(self.remaining(), opt.mip_rel_gap, start=choice)
+            budget = min(self.remaining(), _FULL_MIP_SECONDS)
+            exact, mip_bound = full.solve_mip(budget, opt.mip_rel_gap, start=choice)
             choice = choice if exact is None else exact
             bound = min(bound, mip_bound)
+            phases["full_mip"] = time.perf_counter() - clock
         timed_out = x is None or self.remaining() <= 0.05
         return self._finish(choice, bound, n_frac, int(free.sum()), method, phases, timed_out)
 
@@ -558,6 +566,13 @@ class _Dual:
         self.base[self.cells] = problem.score + terms.hold_penalty
         self.e = problem.lead_value[has][:, None]
         self.top = problem.top_tier[has].astype(float)[:, None]
+        # The smoothed dual runs in float32 (half the memory traffic; its reduced scores
+        # stay within 1e-6 of float64, a thousandth of a temperature); the bound does not.
+        self.single = (self.base.astype(np.float32), self.e.astype(np.float32))
+        self.single += (self.top.astype(np.float32),)
+        self.rep_cells = self.rep.ravel()
+        self.e_cells = np.broadcast_to(self.e, shape).ravel()
+        self.top_cells = np.broadcast_to(self.top, shape).ravel()
         R = problem.n_reps
         self.sizes = {
             "v": R,
@@ -585,14 +600,17 @@ class _Dual:
         """(J,) reduced score of every pair."""
         return self._dense(y)[self.cells]
 
-    def _dense(self, y: np.ndarray) -> np.ndarray:
+    def _dense(self, y: np.ndarray, single: bool = False) -> np.ndarray:
+        """(leads x slots) reduced scores, in float32 when ``single``."""
         parts, t, p = self.split(y), self.t, self.p
-        d = self.base - parts["v"][self.rep]
+        base, e, top = self.single if single else (self.base, self.e, self.top)
+        cast = np.float32 if single else np.float64
+        d = base - parts["v"].astype(cast)[self.rep]
         f = t.fair_share
         if t.value_on:
             a, g = parts["a"], parts["g"]
             w = a - g - (1 - t.band) * (a @ f) + (1 + t.band) * (g @ f)
-            d += self.e * w[self.rep]
+            d += e * w.astype(cast)[self.rep]
         if t.tier_on:
             z = np.zeros(p.n_reps)
             if t.cap_on:
@@ -600,7 +618,7 @@ class _Dual:
                 z += t.max_share * c.sum() - c
             if t.ramp_on:
                 z += parts["q"][0] * (p.ramp - t.min_share)
-            d += self.top * z[self.rep]
+            d += top * z.astype(cast)[self.rep]
         return d
 
     def _constant(self, parts: dict[str, np.ndarray]) -> float:
@@ -625,26 +643,23 @@ class _Dual:
     def _smoothed(self, y: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
         """Entropy-smoothed D (an upper bound on D) and its gradient."""
         p, t, parts = self.p, self.t, self.split(y)
-        d = self._dense(y)
+        d = self._dense(y, single=True)
         top = d.max(axis=1, initial=0.0)
-        ex = np.exp((d - top[:, None]) / eps)
-        total = ex.sum(axis=1) + np.exp(-top / eps)
+        # floored at e^-80: subnormal floats below that are slow and change nothing
+        ex = np.exp(np.maximum((d - top[:, None]) * np.float32(1 / eps), np.float32(-80)))
+        total = ex.sum(axis=1, dtype=np.float64) + np.exp(-top.astype(np.float64) / eps)
         value = float(np.sum(top + eps * np.log(total))) + self._constant(parts) - self.offset
         prob = (ex / total[:, None]).ravel()
-        reps = self.rep.ravel()
+        reps = self.rep_cells
         R = p.n_reps
         grads = [p.capacity - np.bincount(reps, prob, R)]
         f = t.fair_share
         if t.value_on:
-            got = p.history_value + np.bincount(
-                reps, prob * np.broadcast_to(self.e, d.shape).ravel(), R
-            )
+            got = p.history_value + np.bincount(reps, prob * self.e_cells, R)
             total_value = got.sum()
             grads += [got - (1 - t.band) * f * total_value, (1 + t.band) * f * total_value - got]
         if t.tier_on:
-            got_top = p.history_top_tier + np.bincount(
-                reps, prob * np.broadcast_to(self.top, d.shape).ravel(), R
-            )
+            got_top = p.history_top_tier + np.bincount(reps, prob * self.top_cells, R)
             total_top = got_top.sum()
             if t.cap_on:
                 grads.append(t.max_share * total_top - got_top)
@@ -965,7 +980,7 @@ class _Polish:
     the ramping reps' total): a move is scored exactly from the two reps it touches. Every
     round scores all relocations to reps with room and all swaps that involve a rep outside
     its band or move a lead to a rep it scores better with, then applies the best moves that
-    touch disjoint reps.
+    touch disjoint reps. Only the ``movable`` leads ((n,) bool) move, to any of their pairs.
     """
 
     def __init__(
