@@ -907,8 +907,9 @@ def simulator_messages(
         kinds = _breakdown(beyond, beyond["size"], lead_worth)
         out.append(
             f"{unreachable} more limit(s) were out of reach at their run whatever the "
-            "assignment (the reps' capacities and the window so far could not meet them), so "
-            "they are not counted as misses; leadmatch came as close as possible"
+            "assignment (not within the reps' capacities, given the window so far; for the "
+            "new-rep quota, not without taking a ramping rep above its value band), so they "
+            "are not counted as misses; leadmatch came as close as possible"
             + (f": {kinds}" if kinds else "")
             + "."
         )
