@@ -33,6 +33,7 @@ SHOWN = [
     "price_of_fairness",
     "hard_violations",
     "soft_violations",
+    "unreachable_violations",
     "max_value_share_deviation",
     "ramp_top_tier_share",
     "gini",

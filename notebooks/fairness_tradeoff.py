@@ -73,7 +73,7 @@ table = policy_table(figures)
 curve = fairness_curve(figures, config)
 pd.set_option("display.width", 160)
 print(table[["policy", "expected_wins", "lift_vs_round_robin", "oracle_lift_captured",
-             "soft_violations", "max_value_share_deviation"]].round(3).to_string(index=False))
+             "soft_violations", "unreachable_violations", "max_value_share_deviation"]].round(3).to_string(index=False))
 print(curve.round(3).to_string(index=False))
 
 # %% [markdown]
