@@ -65,7 +65,9 @@ def main() -> None:
             print(f" ({verdict} the {BUDGET_SECONDS // 60}-minute budget)", end="")
         print("\n")
         print(
-            summary.table[[*PRINTED_COLUMNS, "ramp_top_tier_share", "gini"]]
+            pd.read_csv(summary.out / "backtest.csv")[
+                [*PRINTED_COLUMNS, "ramp_top_tier_share", "gini"]
+            ]
             .round(4)
             .to_string(index=False)
         )
