@@ -29,14 +29,14 @@ Solving, in four steps, each bounded by a share of the time limit:
    (``decompose_above_pairs``) the dual simplex is slow over every pair (the fairness rows make
    its basis dense), so an entropy-smoothed Lagrangian dual is minimised first in numpy
    (L-BFGS-B). Its exact value is a valid upper bound, and its reduced scores fix the leads
-   whose best rep is beyond doubt and give the others only their few near-best pairs. The
+   whose best rep clearly wins and give the others only their few near-best pairs. The
    restricted LP is then priced out against every candidate pair and extended (warm start)
    until nothing is missing, which certifies it as the LP over all pairs.
 2. A MIP over the fractional leads only, every other lead fixed (short budget: HiGHS proves
    little there, the bands turn it into tight knapsacks).
 3. A local search (relocations and swaps between reps, scored exactly) closes the rest of the
    gap that rounding leaves at the band edges, until the gap is half the target.
-4. Small instances that still miss the target get a MIP over every pair.
+4. Small instances that still miss the target get a MIP over every pair (for at most a second).
 
 The gap is always measured against a valid bound: the LP optimum, the dual bound when the LP
 did not finish, or HiGHS's bound after step 4. When the LP runs out of time, the dual's
