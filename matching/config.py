@@ -185,7 +185,22 @@ class SolverSettings(_Slice):
             "optimal; the mixed-integer steps stop there too."
         ),
     )
-    threads: int = Field(1, ge=1, description="Threads HiGHS may use.")
+    threads: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Threads HiGHS may use. HiGHS sets up its thread pool at the first solve in a "
+            "process and then refuses any other count, so keep one value per process."
+        ),
+    )
+    dual_threads: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Threads over which the smoothed dual of large instances splits its leads (numpy; "
+            "about 1.25x faster with 2 than with 1 at 20k x 200)."
+        ),
+    )
 
 
 class MatchingConfig(_Slice):

@@ -213,6 +213,7 @@ def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solu
         time_limit_seconds=solver.time_limit_seconds,
         mip_rel_gap=solver.mip_rel_gap,
         threads=solver.threads,
+        dual_threads=solver.dual_threads,
     )
     keep = _candidates(day)
     for _ in range(_HOLD_ROUNDS):

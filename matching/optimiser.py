@@ -46,6 +46,8 @@ greedy choice plus the local search is returned with its gap.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import highspy
@@ -279,6 +281,7 @@ class Optimiser:
             returned with its gap.
         mip_rel_gap: target relative gap.
         threads: HiGHS threads.
+        dual_threads: threads over which the smoothed dual splits its leads.
         decompose_above_pairs: above this many candidate pairs, fix the uncontested leads with
             the smoothed dual first (see the module docstring).
         contested_share: share of leads (smallest dual margins) left to HiGHS when decomposing.
@@ -288,6 +291,7 @@ class Optimiser:
     time_limit_seconds: float = 120.0
     mip_rel_gap: float = 1e-4
     threads: int = 1
+    dual_threads: int = 1
     decompose_above_pairs: int = 150_000
     contested_share: float = 0.05
 
@@ -300,8 +304,9 @@ class Optimiser:
             )
         if not 0 <= self.mip_rel_gap < 1:
             raise ValueError(f"Optimiser.mip_rel_gap must be in [0, 1), got {self.mip_rel_gap}")
-        if self.threads < 1:
-            raise ValueError(f"Optimiser.threads must be >= 1, got {self.threads}")
+        for name in ("threads", "dual_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Optimiser.{name} must be >= 1, got {getattr(self, name)}")
         if self.decompose_above_pairs < 0:
             raise ValueError("Optimiser.decompose_above_pairs must be >= 0")
         if not 0 < self.contested_share <= 1:
@@ -351,7 +356,7 @@ class _Run:
         clock = time.perf_counter()
         guide = p.score
         if len(p.lead) > opt.decompose_above_pairs:
-            duals = _Dual(p, self.t)
+            duals = _Dual(p, self.t, opt.dual_threads)
             y = duals.fit(self.started + _DUAL_SHARE * limit)
             bound = duals.value(y)
             guide = duals.reduced(y)
@@ -550,7 +555,7 @@ class _Dual:
     constant(y) - H * n is an upper bound on the LP for every y in the box.
     """
 
-    def __init__(self, problem: AssignmentProblem, terms: FairnessTerms):
+    def __init__(self, problem: AssignmentProblem, terms: FairnessTerms, workers: int = 1):
         self.p, self.t = problem, terms
         start = problem.lead_start
         has = np.diff(start) > 0
@@ -584,6 +589,10 @@ class _Dual:
             "q": int(terms.ramp_on),
         }
         self.offset = terms.hold_penalty * len(counts)
+        # contiguous blocks of leads, one per worker thread (see _smoothed)
+        edges = np.linspace(0, len(counts), max(1, workers) + 1).astype(int)
+        self.blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+        self._pool: ThreadPoolExecutor | None = None
 
     def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
         out, at = {}, 0
@@ -602,17 +611,18 @@ class _Dual:
         """(J,) reduced score of every pair."""
         return self._dense(y)[self.cells]
 
-    def _dense(self, y: np.ndarray, single: bool = False) -> np.ndarray:
-        """(leads x slots) reduced scores, in float32 when ``single``."""
+    def _dense(self, y: np.ndarray, single: bool = False, rows: slice = slice(None)) -> np.ndarray:
+        """(leads x slots) reduced scores of ``rows``, in float32 when ``single``."""
         parts, t, p = self.split(y), self.t, self.p
         base, e, top = self.single if single else (self.base, self.e, self.top)
+        base, e, top, rep = base[rows], e[rows], top[rows], self.rep[rows]
         cast = np.float32 if single else np.float64
-        d = base - parts["v"].astype(cast)[self.rep]
+        d = base - parts["v"].astype(cast)[rep]
         f = t.fair_share
         if t.value_on:
             a, g = parts["a"], parts["g"]
             w = a - g - (1 - t.band) * (a @ f) + (1 + t.band) * (g @ f)
-            d += e * w.astype(cast)[self.rep]
+            d += e * w.astype(cast)[rep]
         if t.tier_on:
             z = np.zeros(p.n_reps)
             if t.cap_on:
@@ -620,7 +630,7 @@ class _Dual:
                 z += t.max_share * c.sum() - c
             if t.ramp_on:
                 z += parts["q"][0] * (p.ramp - t.min_share)
-            d += top * z.astype(cast)[self.rep]
+            d += top * z.astype(cast)[rep]
         return d
 
     def _constant(self, parts: dict[str, np.ndarray]) -> float:
@@ -642,26 +652,42 @@ class _Dual:
         best = np.maximum(self._dense(y).max(axis=1, initial=0.0), 0.0)
         return float(best.sum()) + self._constant(self.split(y)) - self.offset
 
-    def _smoothed(self, y: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
-        """Entropy-smoothed D (an upper bound on D) and its gradient."""
-        p, t, parts = self.p, self.t, self.split(y)
-        d = self._dense(y, single=True)
+    def _block(
+        self, y: np.ndarray, eps: float, rows: slice
+    ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The smoothed dual's sums over the leads ``rows``: value, and per rep the expected
+        leads, lead value and top-tier leads under the smoothed choice."""
+        t, R = self.t, self.p.n_reps
+        d = self._dense(y, single=True, rows=rows)
         top = d.max(axis=1, initial=0.0)
         # floored at e^-80: subnormal floats below that are slow and change nothing
         ex = np.exp(np.maximum((d - top[:, None]) * np.float32(1 / eps), np.float32(-80)))
         total = ex.sum(axis=1, dtype=np.float64) + np.exp(-top.astype(np.float64) / eps)
-        value = float(np.sum(top + eps * np.log(total))) + self._constant(parts) - self.offset
+        value = float(np.sum(top + eps * np.log(total)))
         prob = (ex / total[:, None]).ravel()
-        reps = self.rep_cells
-        R = p.n_reps
-        grads = [p.capacity - np.bincount(reps, prob, R)]
+        cells = slice(rows.start * d.shape[1], rows.stop * d.shape[1])
+        reps = self.rep_cells[cells]
+        got = np.bincount(reps, prob * self.e_cells[cells], R) if t.value_on else None
+        got_top = np.bincount(reps, prob * self.top_cells[cells], R) if t.tier_on else None
+        return value, np.bincount(reps, prob, R), got, got_top
+
+    def _smoothed(self, y: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+        """Entropy-smoothed D (an upper bound on D) and its gradient, summed over blocks of
+        leads in parallel (numpy releases the GIL in the heavy parts)."""
+        p, t, parts = self.p, self.t, self.split(y)
+        if self._pool is None:
+            sums = [self._block(y, eps, rows) for rows in self.blocks]
+        else:
+            sums = list(self._pool.map(lambda rows: self._block(y, eps, rows), self.blocks))
+        value = sum(b[0] for b in sums) + self._constant(parts) - self.offset
+        grads = [p.capacity - sum(b[1] for b in sums)]
         f = t.fair_share
         if t.value_on:
-            got = p.history_value + np.bincount(reps, prob * self.e_cells, R)
+            got = p.history_value + sum(b[2] for b in sums)
             total_value = got.sum()
             grads += [got - (1 - t.band) * f * total_value, (1 + t.band) * f * total_value - got]
         if t.tier_on:
-            got_top = p.history_top_tier + np.bincount(reps, prob * self.top_cells, R)
+            got_top = p.history_top_tier + sum(b[3] for b in sums)
             total_top = got_top.sum()
             if t.cap_on:
                 grads.append(t.max_share * total_top - got_top)
@@ -682,21 +708,24 @@ class _Dual:
         scale = max(scale - self.t.hold_penalty, 1e-9)
         bounds = self.bounds()
         self.eps = scale * _EPSILONS[0]
-        for factor in _EPSILONS:
-            if time.perf_counter() > deadline:
-                break
-            result = minimize(
-                self._smoothed,
-                y,
-                args=(max(scale * factor, 1e-12),),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=bounds,
-                callback=stop,
-                options={"maxiter": 400, "maxcor": 20, "ftol": 1e-9, "gtol": 1e-6},
-            )
-            y = result.x
-            self.eps = scale * factor
+        pool = ThreadPoolExecutor(len(self.blocks)) if len(self.blocks) > 1 else nullcontext()
+        with pool as self._pool:
+            for factor in _EPSILONS:
+                if time.perf_counter() > deadline:
+                    break
+                result = minimize(
+                    self._smoothed,
+                    y,
+                    args=(max(scale * factor, 1e-12),),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    callback=stop,
+                    options={"maxiter": 400, "maxcor": 20, "ftol": 1e-9, "gtol": 1e-6},
+                )
+                y = result.x
+                self.eps = scale * factor
+        self._pool = None
         return y
 
 

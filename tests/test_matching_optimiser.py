@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -147,9 +148,26 @@ def test_the_lagrangian_dual_bounds_the_lp_everywhere_and_meets_it_at_its_minimu
     assert fitted - optimum <= 1e-3 * abs(optimum)
 
 
-def test_decomposition_stays_within_the_target_gap():
+def test_the_smoothed_dual_gives_the_same_value_split_over_threads():
+    problem = random_problem(3, n=60, reps=8, history=True)
+    terms = FairnessTerms.of(problem, ALL_ON)
+    serial, split = _Dual(problem, terms), _Dual(problem, terms, workers=2)
+    assert len(split.blocks) == 2
+    rng = np.random.default_rng(1)
+    y = np.array([rng.uniform(lo, 1.0 if hi is None else hi) for lo, hi in serial.bounds()])
+    with ThreadPoolExecutor(2) as split._pool:
+        value, gradient = split._smoothed(y, 0.01)
+    expected_value, expected_gradient = serial._smoothed(y, 0.01)
+    assert value == pytest.approx(expected_value, rel=1e-6)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dual_threads", [1, 2])
+def test_decomposition_stays_within_the_target_gap(dual_threads):
     problem = random_problem(11, n=1500, reps=30, dense=False, slack=0.1)
-    optimiser = Optimiser(fairness=ALL_ON, decompose_above_pairs=0, contested_share=0.1)
+    optimiser = Optimiser(
+        fairness=ALL_ON, decompose_above_pairs=0, contested_share=0.1, dual_threads=dual_threads
+    )
     solution = optimiser.solve(problem)
     assert solution.method == "dual+lp+mip"
     assert solution.gap <= 1e-3
@@ -208,6 +226,7 @@ def test_an_empty_problem_is_solved_trivially():
         ("time_limit_seconds", 0, "time_limit_seconds must be > 0"),
         ("mip_rel_gap", 1.5, r"mip_rel_gap must be in \[0, 1\)"),
         ("threads", 0, "threads must be >= 1"),
+        ("dual_threads", 0, "dual_threads must be >= 1"),
         ("contested_share", 0.0, r"contested_share must be in \(0, 1\]"),
         ("fairness", "fair", "fairness must be a FairnessConstraints"),
     ],
