@@ -190,9 +190,10 @@ def _candidates(day: Day) -> np.ndarray:
         return keep
     lead, rep, uplift, p = day.lead[ok], day.rep[ok], day.uplift[ok], day.p[ok]
     worth = day.lead_value[lead]
-    by_lead = ok[np.lexsort((rep, -p, -uplift, lead))]
+    # ``ok`` is in (lead, rep) order and lexsort is stable: ties stay in rep (or lead) order
+    by_lead = ok[np.lexsort((-p, -uplift, lead))]
     keep[by_lead[_rank(day.lead[by_lead]) < day.config.top_k]] = True
-    for order in (np.lexsort((lead, -p, -uplift, rep)), np.lexsort((lead, -uplift, -worth, rep))):
+    for order in (np.lexsort((-p, -uplift, rep)), np.lexsort((-uplift, -worth, rep))):
         by_rep = ok[order]
         rep_sorted = day.rep[by_rep]
         keep[by_rep[_rank(rep_sorted) < _REACH * day.capacity[rep_sorted]]] = True
