@@ -171,12 +171,13 @@ class FairnessReport:
     soft_violations: list[SoftViolation]
 
 
-def _gini(x: np.ndarray) -> float:
-    if len(x) == 0 or x.sum() <= 0:
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative ``values`` (0: all equal; near 1: one holds all)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n, total = len(x), x.sum()
+    if n == 0 or total <= 0:
         return 0.0
-    x = np.sort(x)
-    n = len(x)
-    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * x.sum()))
+    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * total))
 
 
 def _share(part: np.ndarray, total: float) -> np.ndarray:
@@ -229,7 +230,7 @@ def measure(day: Day, choice: np.ndarray, hard: pd.DataFrame | None = None) -> F
     return FairnessReport(
         per_rep=per_rep,
         by_tenure=pd.DataFrame(groups),
-        gini_value_per_capacity=_gini(per_capacity),
+        gini_value_per_capacity=gini(per_capacity),
         max_value_share=float(np.nanmax(value_share))
         if working.any() and state.value.sum() > 0
         else 0.0,

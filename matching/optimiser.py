@@ -575,8 +575,7 @@ class _Dual:
         # float32 can no longer tell its steps apart (a line-search exit), which at 20k x 200
         # came after about a third of float64's iterations with a dual as good for fixing and
         # pricing (the LP certifies the result either way); the bound is taken in float64.
-        self.single = (self.base.astype(np.float32), self.e.astype(np.float32))
-        self.single += (self.top.astype(np.float32),)
+        self.single = tuple(a.astype(np.float32) for a in (self.base, self.e, self.top))
         self.rep_cells = self.rep.ravel()
         self.e_cells = np.broadcast_to(self.e, shape).ravel()
         self.top_cells = np.broadcast_to(self.top, shape).ravel()

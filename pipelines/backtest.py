@@ -64,6 +64,7 @@ from features.reps import index_history
 from features.schemas import CrmData
 from matching import match
 from matching.config import FairnessConstraints, MatchingConfig
+from matching.fairness import gini
 from models.off_policy import (
     ESTIMATOR_NAMES,
     OffPolicyResult,
@@ -716,15 +717,6 @@ def hard_violations(rep_pos: np.ndarray, capacity: np.ndarray) -> int:
 
 
 # --- the policy table ---------------------------------------------------------------------------
-
-
-def gini(values: np.ndarray) -> float:
-    """Gini coefficient of non-negative ``values`` (0: all equal; near 1: one holds all)."""
-    x = np.sort(np.asarray(values, dtype=float))
-    n, total = len(x), x.sum()
-    if n == 0 or total <= 0:
-        return 0.0
-    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * x) / (n * total))
 
 
 def rep_shares(result: Replay) -> pd.DataFrame:
