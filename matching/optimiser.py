@@ -48,12 +48,13 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import highspy
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
+from scipy.sparse.csgraph import connected_components
 
 from matching.config import FairnessConstraints
 
@@ -162,6 +163,9 @@ class FairnessTerms:
     ramp_penalty: float  # per top-tier lead short of the quota
     cap_penalty: float  # per top-tier lead above the cap
     hold_penalty: float
+    # (value, top-tier, quota base) window totals held constant instead of summed over the
+    # reps: set for a component of a split problem (see _solve_split)
+    fixed_totals: tuple[float, float, float] | None = None
 
     @classmethod
     def of(cls, problem: AssignmentProblem, fairness: FairnessConstraints) -> FairnessTerms:
@@ -200,6 +204,21 @@ class FairnessTerms:
     def tier_on(self) -> bool:
         return self.ramp_on or self.cap_on
 
+    def limits(
+        self, total_value: float, total_top: float
+    ) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """(value floor (R,), value ceiling (R,), top-tier cap, ramp quota) for window totals
+        ``total_value`` and ``total_top``, or for the fixed totals when set."""
+        quota_base = total_top
+        if self.fixed_totals is not None:
+            total_value, total_top, quota_base = self.fixed_totals
+        return (
+            (1 - self.band) * self.fair_share * total_value,
+            (1 + self.band) * self.fair_share * total_value,
+            self.max_share * total_top,
+            self.min_share * quota_base,
+        )
+
 
 @dataclass(frozen=True)
 class Slacks:
@@ -231,16 +250,13 @@ def slacks_of(problem: AssignmentProblem, terms: FairnessTerms, choice: np.ndarr
     top = problem.history_top_tier + np.bincount(
         reps, problem.top_tier[leads].astype(float), problem.n_reps
     )
-    total, total_top = value.sum(), top.sum()
-    f = terms.fair_share
+    lo, hi, cap, quota = terms.limits(value.sum(), top.sum())
     off = np.zeros(problem.n_reps)
     return Slacks(
-        value_low=np.maximum(0.0, (1 - terms.band) * f * total - value) if terms.value_on else off,
-        value_high=np.maximum(0.0, value - (1 + terms.band) * f * total) if terms.value_on else off,
-        ramp=max(0.0, terms.min_share * total_top - top[problem.ramp].sum())
-        if terms.ramp_on
-        else 0.0,
-        top_cap=np.maximum(0.0, top - terms.max_share * total_top) if terms.cap_on else off,
+        value_low=np.maximum(0.0, lo - value) if terms.value_on else off,
+        value_high=np.maximum(0.0, value - hi) if terms.value_on else off,
+        ramp=max(0.0, quota - top[problem.ramp].sum()) if terms.ramp_on else 0.0,
+        top_cap=np.maximum(0.0, top - cap) if terms.cap_on else off,
     )
 
 
@@ -292,7 +308,7 @@ class Optimiser:
     mip_rel_gap: float = 1e-4
     threads: int = 1
     dual_threads: int = 1
-    decompose_above_pairs: int = 150_000
+    decompose_above_pairs: int = 50_000
     contested_share: float = 0.05
 
     def __post_init__(self) -> None:
@@ -318,8 +334,11 @@ class Optimiser:
         """The best assignment of ``problem`` (see :class:`Solution`)."""
         started = time.perf_counter()
         terms = FairnessTerms.of(problem, self.fairness)
-        run = _Run(problem, terms, self, started)
-        return run.solve()
+        if len(problem.lead) > self.decompose_above_pairs:
+            split = _solve_split(problem, terms, self, started)
+            if split is not None:
+                return split
+        return _Run(problem, terms, self, started).solve()
 
 
 class _Run:
@@ -330,6 +349,7 @@ class _Run:
     ):
         self.p, self.t, self.opt, self.started = problem, terms, opt, started
         self.start = problem.lead_start
+        self.prices: tuple[_Dual, np.ndarray] | None = None  # see _prices
         self.has_pairs = np.diff(self.start) > 0
 
     def remaining(self) -> float:
@@ -354,10 +374,11 @@ class _Run:
         # what is left for rounding, repair and local search when the LP stops
         reserve = max(0.5, _RESERVE_SHARE * limit)
         clock = time.perf_counter()
-        guide = p.score
+        guide, dual = p.score, None
         if len(p.lead) > opt.decompose_above_pairs:
             duals = _Dual(p, self.t, opt.dual_threads)
             y = duals.fit(self.started + _DUAL_SHARE * limit)
+            dual = (duals, y)
             bound = duals.value(y)
             guide = duals.reduced(y)
             # A lead is contested unless its best reduced score beats every rival by two
@@ -407,6 +428,7 @@ class _Run:
             phases["mip"] = time.perf_counter() - clock
             movable[p.lead[lp.pairs]] = True
         clock = time.perf_counter()
+        choice = _place_held(p, choice)
         if self._gap(bound, choice) > opt.mip_rel_gap / 2:
             choice = _Polish(p, self.t, choice, movable).run(
                 time.perf_counter() + self.remaining(),
@@ -429,7 +451,19 @@ class _Run:
             bound = min(bound, mip_bound)
             phases["full_mip"] = time.perf_counter() - clock
         timed_out = x is None or self.remaining() <= 0.05
+        if self.t.fixed_totals is not None and self.t.ramp_on:
+            self.prices = self._prices(lp if x is not None else None, dual)
         return self._finish(choice, bound, n_frac, int(free.sum()), method, phases, timed_out)
+
+    def _prices(
+        self, lp: _Model | None, dual: tuple[_Dual, np.ndarray] | None
+    ) -> tuple[_Dual, np.ndarray] | None:
+        """The dual function and the multipliers (the LP's prices, else the fitted dual's)
+        with which the split solver bounds this component at a quota price of its choice."""
+        if lp is None and dual is None:
+            return None
+        duals = dual[0] if dual is not None else _Dual(self.p, self.t)
+        return duals, lp.multipliers() if lp is not None else dual[1]
 
     def _gap(self, bound: float, choice: np.ndarray) -> float:
         return (bound - self.model_value(choice)) / max(abs(self.objective(choice)), 1e-9)
@@ -459,6 +493,140 @@ class _Run:
             method=method,
             phase_seconds=phases,
         )
+
+
+@dataclass(frozen=True)
+class _Component:
+    """A connected component of the candidate graph as a problem of its own: positions of its
+    leads, reps and pairs in the whole problem, and its fairness terms with fixed totals."""
+
+    leads: np.ndarray
+    reps: np.ndarray
+    pairs: np.ndarray
+    problem: AssignmentProblem
+    terms: FairnessTerms
+
+
+def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
+    """The components with candidates, largest first, when every lead with candidates can be
+    assigned in them (else []).
+
+    Components share nothing but the window totals T and TA (and the ramp quota over them).
+    When every lead with candidates is assigned, T and TA are known in advance, the value band
+    and the top-tier cap become per-rep constants and the components separate; the ramp quota
+    is shared out by the components' ramping capacity.
+    """
+    n, R = p.n_leads, p.n_reps
+    graph = sp.coo_matrix((np.ones(len(p.lead)), (p.lead, n + p.rep)), shape=(n + R, n + R))
+    _, label = connected_components(graph, directed=False)
+    lead_label, rep_label = label[:n], label[n:]
+    has = np.diff(p.lead_start) > 0
+    leads_of = np.bincount(lead_label[has], minlength=len(label))
+    if np.any(leads_of > np.bincount(rep_label, p.capacity, len(label))):
+        return []
+    value = p.history_value.sum() + p.lead_value[has].sum()
+    top = p.history_top_tier.sum() + p.top_tier[has].sum()
+    ramp_capacity = (p.history_capacity + p.capacity) * p.ramp
+    quota_weight = np.bincount(rep_label, ramp_capacity, len(label))
+    ramping = quota_weight > 0
+    quota_weight /= max(quota_weight.sum(), 1e-300)
+    pair_label = lead_label[p.lead]
+    sizes = np.bincount(pair_label, minlength=len(label))
+    parts = np.unique(lead_label[has])
+    out = []
+    for part in parts[np.argsort(-sizes[parts], kind="stable")]:
+        leads, reps = np.flatnonzero(lead_label == part), np.flatnonzero(rep_label == part)
+        pairs = np.flatnonzero(pair_label == part)
+        sub = AssignmentProblem(
+            lead=np.searchsorted(leads, p.lead[pairs]),
+            rep=np.searchsorted(reps, p.rep[pairs]),
+            score=p.score[pairs],
+            lead_value=p.lead_value[leads],
+            top_tier=p.top_tier[leads],
+            capacity=p.capacity[reps],
+            ramp=p.ramp[reps],
+            history_value=p.history_value[reps],
+            history_top_tier=p.history_top_tier[reps],
+            history_capacity=p.history_capacity[reps],
+        )
+        sub_terms = replace(
+            terms,
+            fair_share=terms.fair_share[reps],
+            ramp_on=terms.ramp_on and bool(ramping[part]),
+            fixed_totals=(value, top, top * quota_weight[part]),
+        )
+        out.append(_Component(leads, reps, pairs, sub, sub_terms))
+    return out
+
+
+def _solve_split(
+    p: AssignmentProblem, terms: FairnessTerms, opt: Optimiser, started: float
+) -> Solution | None:
+    """Solve each component (see :func:`_components`) on its own, or None when there are
+    fewer than two or one of them has to hold a lead (the totals were then wrong).
+
+    Each component's bound holds without its quota share, so their sum bounds the whole
+    problem; a local search over the whole then prices the shared quota exactly.
+    """
+    parts = _components(p, terms)
+    if len(parts) < 2:
+        return None
+    n = p.n_leads
+    choice, bound = np.full(n, -1), 0.0
+    phases: dict[str, float] = {}
+    n_frac = n_contested = 0
+    methods = set()
+    pairs_left = len(p.lead)
+    priced = []  # (dual function, multipliers) of the components with ramping reps
+    for part in parts:
+        left = opt.time_limit_seconds - (time.perf_counter() - started)
+        share = len(part.pairs) / pairs_left
+        pairs_left -= len(part.pairs)
+        sub_opt = replace(opt, time_limit_seconds=max(0.05, left * share))
+        sub_run = _Run(part.problem, part.terms, sub_opt, time.perf_counter())
+        solution = sub_run.solve()
+        if (solution.choice < 0).any():
+            return None
+        choice[part.leads] = part.pairs[solution.choice]
+        if part.terms.ramp_on:
+            if sub_run.prices is None:
+                bound = np.inf
+            else:
+                priced.append(sub_run.prices)
+        else:
+            bound += solution.bound
+        for name, seconds in solution.phase_seconds.items():
+            phases[name] = phases.get(name, 0.0) + seconds
+        n_frac += solution.n_fractional
+        n_contested += solution.n_contested
+        methods.add(solution.method)
+    if priced:
+        # The components' duals at one quota price q bound the whole problem (their quota
+        # shares add up to the quota); the best of their own prices and 0.
+        def at(q: float) -> float:
+            return sum(d.value(np.concatenate([y[:-1], [q]])) for d, y in priced)
+
+        bound += min(at(q) for q in {0.0, *(float(y[-1]) for _, y in priced)})
+    run = _Run(p, terms, opt, started)
+    # the reps without candidates: their (constant) penalties under the fixed totals
+    alone = np.ones(p.n_reps, bool)
+    alone[p.rep] = False
+    fixed = replace(terms, ramp_on=False, fixed_totals=parts[0].terms.fixed_totals)
+    lone = slacks_of(p, fixed, np.full(n, -1))
+    bound -= float(
+        terms.value_penalty * (lone.value_low + lone.value_high)[alone].sum() * terms.value_on
+        + terms.cap_penalty * lone.top_cap[alone].sum() * terms.cap_on
+    )
+    method = f"split({len(parts)}): " + "/".join(sorted(methods))
+    if run._gap(bound, choice) > opt.mip_rel_gap and run.remaining() > 0.1:
+        clock = time.perf_counter()
+        choice = _Polish(p, terms, choice, np.ones(n, bool)).run(
+            time.perf_counter() + run.remaining(),
+            lambda c: run._gap(bound, c) <= opt.mip_rel_gap / 2,
+        )
+        phases["polish"] = phases.get("polish", 0.0) + time.perf_counter() - clock
+    timed_out = run.remaining() <= 0.05
+    return run._finish(choice, bound, n_frac, n_contested, method, phases, timed_out)
 
 
 def _priced_out(p: AssignmentProblem, lp: _Model) -> np.ndarray:
@@ -618,17 +786,21 @@ class _Dual:
         cast = np.float32 if single else np.float64
         d = base - parts["v"].astype(cast)[rep]
         f = t.fair_share
+        # with window totals summed over the reps, each multiplier also prices the total
+        coupled = t.fixed_totals is None
         if t.value_on:
             a, g = parts["a"], parts["g"]
-            w = a - g - (1 - t.band) * (a @ f) + (1 + t.band) * (g @ f)
+            w = a - g
+            if coupled:
+                w = w - (1 - t.band) * (a @ f) + (1 + t.band) * (g @ f)
             d += e * w.astype(cast)[rep]
         if t.tier_on:
             z = np.zeros(p.n_reps)
             if t.cap_on:
                 c = parts["c"]
-                z += t.max_share * c.sum() - c
+                z += t.max_share * c.sum() * coupled - c
             if t.ramp_on:
-                z += parts["q"][0] * (p.ramp - t.min_share)
+                z += parts["q"][0] * (p.ramp - t.min_share * coupled)
             d += top * z.astype(cast)[rep]
         return d
 
@@ -636,14 +808,14 @@ class _Dual:
         p, t = self.p, self.t
         out = float(parts["v"] @ p.capacity)
         hv, ha = p.history_value, p.history_top_tier
-        f = t.fair_share
+        # coupled: the history's part of the totals (today's leads' part is in _dense)
+        lo, hi, cap, quota = t.limits(hv.sum(), ha.sum())
         if t.value_on:
-            out += parts["a"] @ (hv - (1 - t.band) * f * hv.sum())
-            out += parts["g"] @ ((1 + t.band) * f * hv.sum() - hv)
+            out += parts["a"] @ (hv - lo) + parts["g"] @ (hi - hv)
         if t.cap_on:
-            out += parts["c"] @ (t.max_share * ha.sum() - ha)
+            out += parts["c"] @ (cap - ha)
         if t.ramp_on:
-            out += parts["q"][0] * (ha[p.ramp].sum() - t.min_share * ha.sum())
+            out += parts["q"][0] * (ha[p.ramp].sum() - quota)
         return out
 
     def value(self, y: np.ndarray) -> float:
@@ -680,18 +852,15 @@ class _Dual:
             sums = list(self._pool.map(lambda rows: self._block(y, eps, rows), self.blocks))
         value = sum(b[0] for b in sums) + self._constant(parts) - self.offset
         grads = [p.capacity - sum(b[1] for b in sums)]
-        f = t.fair_share
+        got = p.history_value + sum(b[2] for b in sums) if t.value_on else p.history_value
+        got_top = p.history_top_tier + sum(b[3] for b in sums) if t.tier_on else None
+        lo, hi, cap, quota = t.limits(got.sum(), got_top.sum() if t.tier_on else 0.0)
         if t.value_on:
-            got = p.history_value + sum(b[2] for b in sums)
-            total_value = got.sum()
-            grads += [got - (1 - t.band) * f * total_value, (1 + t.band) * f * total_value - got]
-        if t.tier_on:
-            got_top = p.history_top_tier + sum(b[3] for b in sums)
-            total_top = got_top.sum()
-            if t.cap_on:
-                grads.append(t.max_share * total_top - got_top)
-            if t.ramp_on:
-                grads.append(np.array([got_top[p.ramp].sum() - t.min_share * total_top]))
+            grads += [got - lo, hi - got]
+        if t.cap_on:
+            grads.append(cap - got_top)
+        if t.ramp_on:
+            grads.append(np.array([got_top[p.ramp].sum() - quota]))
         return value, np.concatenate(grads)
 
     def fit(self, deadline: float) -> np.ndarray:
@@ -828,41 +997,53 @@ class _Model:
             return n_rows - k
 
         f = t.fair_share
+        # With fixed totals the limits are constants in the row bounds; otherwise the totals
+        # T and TA are columns (the sums of V and N) and the limits are rows in them.
+        coupled = t.fixed_totals is None
+        low, high, top_cap, quota = t.limits(0.0, 0.0)
+        self.ramp_row = -1
         if t.value_on:
-            V, T = new_cols(R, 0.0), new_cols(1, 0.0)
+            V = new_cols(R, 0.0)
             s_lo, s_hi = new_cols(R, -t.value_penalty), new_cols(R, -t.value_penalty)
             self.vdef_row = new_rows(R, 0.0, 0.0)
             add(self.vdef_row + reps, V + reps, -1.0)
-            tdef = new_rows(1, 0.0, 0.0)
-            add(np.full(R, tdef), V + reps, 1.0)
-            add([tdef], [T], -1.0)
-            lo = new_rows(R, 0.0, _INF)
+            self.lo_row = lo = new_rows(R, low, _INF)
             add(lo + reps, V + reps, 1.0)
-            add(lo + reps, np.full(R, T), -(1 - t.band) * f)
             add(lo + reps, s_lo + reps, 1.0)
-            hi = new_rows(R, -_INF, 0.0)
+            self.hi_row = hi = new_rows(R, -_INF, high)
             add(hi + reps, V + reps, 1.0)
-            add(hi + reps, np.full(R, T), -(1 + t.band) * f)
             add(hi + reps, s_hi + reps, -1.0)
+            if coupled:
+                T = new_cols(1, 0.0)
+                tdef = new_rows(1, 0.0, 0.0)
+                add(np.full(R, tdef), V + reps, 1.0)
+                add([tdef], [T], -1.0)
+                add(lo + reps, np.full(R, T), -(1 - t.band) * f)
+                add(hi + reps, np.full(R, T), -(1 + t.band) * f)
         if t.tier_on:
-            N, TA = new_cols(R, 0.0), new_cols(1, 0.0)
+            N = new_cols(R, 0.0)
             self.ndef_row = new_rows(R, 0.0, 0.0)
             add(self.ndef_row + reps, N + reps, -1.0)
-            tadef = new_rows(1, 0.0, 0.0)
-            add(np.full(R, tadef), N + reps, 1.0)
-            add([tadef], [TA], -1.0)
+            if coupled:
+                TA = new_cols(1, 0.0)
+                tadef = new_rows(1, 0.0, 0.0)
+                add(np.full(R, tadef), N + reps, 1.0)
+                add([tadef], [TA], -1.0)
             if t.ramp_on:
                 s_ramp = new_cols(1, -t.ramp_penalty)
-                ramp = new_rows(1, 0.0, _INF)
+                self.ramp_row = ramp = new_rows(1, quota, _INF)
                 ramping = np.flatnonzero(p.ramp)
                 add(np.full(len(ramping), ramp), N + ramping, 1.0)
-                add([ramp, ramp], [TA, s_ramp], [-t.min_share, 1.0])
+                add([ramp], [s_ramp], 1.0)
+                if coupled:
+                    add([ramp], [TA], -t.min_share)
             if t.cap_on:
                 s_cap = new_cols(R, -t.cap_penalty)
-                cap = new_rows(R, -_INF, 0.0)
+                self.topcap_row = cap = new_rows(R, -_INF, top_cap)
                 add(cap + reps, N + reps, 1.0)
-                add(cap + reps, np.full(R, TA), -t.max_share)
                 add(cap + reps, s_cap + reps, -1.0)
+                if coupled:
+                    add(cap + reps, np.full(R, TA), -t.max_share)
         self.n_rows, self.n_aux = n_rows, n_cols
         aux = sp.csc_matrix(
             (
@@ -925,6 +1106,18 @@ class _Model:
         rows = np.arange(self.n_rows, dtype=np.int32)
         self.h.changeRowsBounds(len(rows), rows, self.row_lo, self.row_hi)
         self.h.changeObjectiveOffset(offset)
+
+    def multipliers(self) -> np.ndarray:
+        """The last LP's row prices as the multipliers of :class:`_Dual` (same order)."""
+        R, t, y = self.p.n_reps, self.t, self.row_dual
+        parts = [y[self.cap_row : self.cap_row + R]]
+        if t.value_on:
+            parts += [-y[self.lo_row : self.lo_row + R], y[self.hi_row : self.hi_row + R]]
+        if t.cap_on:
+            parts.append(y[self.topcap_row : self.topcap_row + R])
+        if t.ramp_on:
+            parts.append(-y[self.ramp_row : self.ramp_row + 1])
+        return np.maximum(np.concatenate(parts), 0.0)
 
     # --- solving ------------------------------------------------------------------------------
 
@@ -1026,11 +1219,7 @@ class _Polish:
         self.V = p.history_value + np.bincount(reps, p.lead_value[leads], R)
         self.N = p.history_top_tier + np.bincount(reps, p.top_tier[leads].astype(float), R)
         self.used = np.bincount(reps, minlength=R)
-        total, total_top = self.V.sum(), self.N.sum()
-        self.lo = (1 - t.band) * t.fair_share * total
-        self.hi = (1 + t.band) * t.fair_share * total
-        self.top_cap = t.max_share * total_top
-        self.quota = t.min_share * total_top
+        self.lo, self.hi, self.top_cap, self.quota = t.limits(self.V.sum(), self.N.sum())
 
     def rep_penalty(self, r: np.ndarray, V: np.ndarray, N: np.ndarray) -> np.ndarray:
         t = self.t
@@ -1194,6 +1383,54 @@ def _round_up(
                 out[lead] = j
                 break
     return out
+
+
+def _place_held(p: AssignmentProblem, choice: np.ndarray) -> np.ndarray:
+    """Assign the held leads that have candidates where a chain of moves makes room: the lead
+    takes a full rep's slot, one of that rep's leads moves on to another of its reps, and so
+    on to a rep with room (an augmenting path, breadth first). Rounding an LP can hold a lead
+    whose reps the integral leads filled; the model holds a lead only when no such chain
+    exists. Reps from which a search found no room are not searched again."""
+    held = np.flatnonzero((choice < 0) & (np.diff(p.lead_start) > 0))
+    if len(held) == 0:
+        return choice
+    choice = choice.copy()
+    start, R = p.lead_start, p.n_reps
+    used = np.bincount(p.rep[choice[choice >= 0]], minlength=R)
+    dead = np.zeros(R, bool)
+    for lead in held:
+        # via[r] = (pair moving into r, rep it leaves or -1 for the held lead)
+        via: dict[int, tuple[int, int]] = {}
+        frontier = []
+        for j in range(start[lead], start[lead + 1]):
+            r = int(p.rep[j])
+            if r not in via and not dead[r]:
+                via[r] = (j, -1)
+                frontier.append(r)
+        end = next((r for r in frontier if used[r] < p.capacity[r]), None)
+        while end is None and frontier:
+            at_rep = np.flatnonzero(np.isin(p.rep[choice[choice >= 0]], frontier))
+            movers = np.flatnonzero(choice >= 0)[at_rep]
+            pairs = np.concatenate([np.arange(start[m], start[m + 1]) for m in movers])
+            frontier = []
+            for j in pairs:
+                r = int(p.rep[j])
+                if r in via or dead[r]:
+                    continue
+                via[r] = (int(j), int(p.rep[choice[p.lead[j]]]))
+                frontier.append(r)
+                if used[r] < p.capacity[r]:
+                    end = r
+                    break
+        if end is None:
+            dead[list(via)] = True
+            continue
+        used[end] += 1
+        r = end
+        while r >= 0:
+            j, r = via[r]
+            choice[p.lead[j]] = j
+    return choice
 
 
 def _greedy_fill(

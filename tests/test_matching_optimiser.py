@@ -15,8 +15,10 @@ from matching.optimiser import (
     AssignmentProblem,
     FairnessTerms,
     Optimiser,
+    _components,
     _Dual,
     _Model,
+    _place_held,
     slacks_of,
 )
 
@@ -175,6 +177,82 @@ def test_decomposition_stays_within_the_target_gap(dual_threads):
     assert np.all(used <= problem.capacity)
 
 
+def regions_problem(seed: int, regions: int, n: int, reps: int) -> AssignmentProblem:
+    """Leads and reps in ``regions`` regions, each lead a candidate of its region's reps only
+    (as with the region rule): one connected component per region. Capacity is 1.3 x the leads
+    in every region; one rep in two regions out of three is ramping up."""
+    rng = np.random.default_rng(seed)
+    lead_region = np.sort(rng.integers(0, regions, n))
+    rep_region = np.arange(reps) % regions
+    lead, rep = np.nonzero(lead_region[:, None] == rep_region[None, :])
+    value = rng.lognormal(0, 0.5, n)
+    base = value * rng.uniform(0.1, 0.4, n)
+    leads_per_rep = (
+        np.bincount(lead_region, minlength=regions)[rep_region]
+        / np.bincount(rep_region)[rep_region]
+    )
+    ramp = np.zeros(reps, bool)
+    ramp[[r for r in range(reps) if r < regions and r % 3 != 2]] = True
+    return AssignmentProblem(
+        lead=lead,
+        rep=rep,
+        score=value[lead] * rng.uniform(0.05, 0.6, len(lead)),
+        lead_value=base,
+        top_tier=base >= np.quantile(base, 0.7),
+        capacity=np.ceil(1.3 * leads_per_rep).astype(int) + 1,
+        ramp=ramp,
+        history_value=rng.uniform(0, 2, reps),
+        history_top_tier=rng.integers(0, 3, reps).astype(float),
+        history_capacity=rng.integers(2, 8, reps).astype(float),
+    )
+
+
+def test_components_are_solved_apart_with_a_bound_on_the_whole_problem():
+    problem = regions_problem(0, regions=3, n=900, reps=24)
+    terms = FairnessTerms.of(problem, ALL_ON)
+    split = Optimiser(fairness=ALL_ON, decompose_above_pairs=0).solve(problem)
+    whole = Optimiser(fairness=ALL_ON, decompose_above_pairs=10**9).solve(problem)
+    assert split.method.startswith("split(3)")
+    assert not whole.method.startswith("split")
+    # the summed bound holds for the whole problem, and both answers are within the target
+    assert split.bound >= lp_optimum(problem, terms) - 1e-7
+    assert split.gap <= 1e-3
+    assert split.objective == pytest.approx(whole.objective, rel=2e-3)
+    assert split.objective == pytest.approx(model_value(problem, terms, split.choice), abs=1e-9)
+    assert np.all(split.choice >= 0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_split_solutions_are_checked_against_brute_force(seed):
+    problem = regions_problem(seed, regions=2, n=7, reps=4)
+    terms = FairnessTerms.of(problem, ALL_ON)
+    best = brute_force(problem, terms)
+    solution = Optimiser(fairness=ALL_ON, decompose_above_pairs=0, mip_rel_gap=0.0).solve(problem)
+    assert solution.method.startswith("split(2)")
+    assert solution.bound >= best - 1e-9
+    assert model_value(problem, terms, solution.choice) <= best + 1e-9
+    assert solution.objective >= best - solution.gap * abs(solution.objective) - 1e-9
+
+
+def test_a_component_short_of_capacity_is_not_split_off():
+    problem = regions_problem(1, regions=2, n=200, reps=8)
+    fields = {name: getattr(problem, name) for name in problem.__dataclass_fields__}
+    short = AssignmentProblem(**(fields | {"capacity": np.where(np.arange(8) % 2 == 0, 5, 80)}))
+    assert _components(short, FairnessTerms.of(short, ALL_ON)) == []
+    solution = Optimiser(fairness=ALL_ON, decompose_above_pairs=0).solve(short)
+    assert not solution.method.startswith("split")
+    assert (solution.choice < 0).sum() > 0
+
+
+def test_a_component_dual_at_its_lp_prices_equals_its_lp():
+    problem = regions_problem(2, regions=3, n=300, reps=12)
+    for part in _components(problem, FairnessTerms.of(problem, ALL_ON)):
+        sub, terms = part.problem, part.terms
+        model = _Model(sub, terms, np.arange(len(sub.lead)), np.full(sub.n_leads, -1), 1)
+        _, optimum = model.solve_lp(60)
+        assert _Dual(sub, terms).value(model.multipliers()) == pytest.approx(optimum, rel=1e-9)
+
+
 @pytest.mark.parametrize("decompose", [False, True])
 def test_a_time_limit_returns_a_feasible_answer_with_its_gap(decompose):
     problem = random_problem(12, n=3000, reps=40, slack=0.1)
@@ -199,6 +277,29 @@ def test_a_lead_is_held_only_when_its_reps_are_full():
     for lead in np.flatnonzero(solution.choice < 0):
         reps = problem.rep[start[lead] : start[lead + 1]]
         assert np.all(used[reps] >= problem.capacity[reps])
+
+
+def test_a_held_lead_takes_a_full_reps_slot_when_its_lead_can_move_on():
+    # leads 0-2 and reps 0-2 with one slot each: lead 0 can only go to rep 0, lead 1 to reps
+    # 0 or 1, lead 2 to reps 1 or 2; lead 1 sits on rep 0 and lead 2 on rep 1, lead 0 is held
+    problem = AssignmentProblem(
+        lead=np.array([0, 1, 1, 2, 2]),
+        rep=np.array([0, 0, 1, 1, 2]),
+        score=np.full(5, 0.5),
+        lead_value=np.ones(3),
+        top_tier=np.zeros(3, bool),
+        capacity=np.ones(3, int),
+        ramp=np.zeros(3, bool),
+        history_value=np.zeros(3),
+        history_top_tier=np.zeros(3),
+        history_capacity=np.zeros(3),
+    )
+    placed = _place_held(problem, np.array([-1, 1, 3]))
+    np.testing.assert_array_equal(placed, [0, 2, 4])  # 1 moves to rep 1, 2 on to rep 2
+    # without lead 2's pair to rep 2 there is no room at the end of any chain: still held
+    fields = {name: getattr(problem, name)[:4] for name in ("lead", "rep", "score")}
+    no_room = AssignmentProblem(**(vars(problem) | fields))
+    np.testing.assert_array_equal(_place_held(no_room, np.array([-1, 1, 3])), [-1, 1, 3])
 
 
 def test_an_empty_problem_is_solved_trivially():
