@@ -38,6 +38,13 @@ Solving, in four steps, each bounded by a share of the time limit:
    gap that rounding leaves at the band edges, until the gap is half the target.
 4. Small instances that still miss the target get a MIP over every pair (for at most a second).
 
+Large problems whose candidate graph falls apart into connected components (the region rule
+gives one per region) are solved one component at a time when every lead can be assigned: the
+window totals T and TA are then known in advance, which makes the value band and the top-tier
+cap constants per rep and leaves only the ramp quota shared; it is shared out by ramping
+capacity, the bound sums the components' Lagrangian duals at one quota price, and a local
+search over the whole prices the shared quota exactly.
+
 The gap is always measured against a valid bound: the LP optimum, the dual bound when the LP
 did not finish, or HiGHS's bound after step 4. When the LP runs out of time, the dual's
 greedy choice plus the local search is returned with its gap.
@@ -298,8 +305,9 @@ class Optimiser:
         mip_rel_gap: target relative gap.
         threads: HiGHS threads.
         dual_threads: threads over which the smoothed dual splits its leads.
-        decompose_above_pairs: above this many candidate pairs, fix the uncontested leads with
-            the smoothed dual first (see the module docstring).
+        decompose_above_pairs: above this many candidate pairs, solve the connected components
+            of the candidate graph apart (when every lead can be assigned) and fix the
+            uncontested leads with the smoothed dual first (see the module docstring).
         contested_share: share of leads (smallest dual margins) left to HiGHS when decomposing.
     """
 
@@ -901,10 +909,11 @@ class _Model:
     """The HiGHS model with columns for the pairs of the free leads, every other lead fixed.
 
     Rows: one per lead with candidates (a fixed lead's row stays empty), then capacity (R),
-    then, with the value band, Vdef (R), Tdef, low (R), high (R), then, with a top-tier rule,
-    Ndef (R), TAdef, ramp, cap (R). Columns: the auxiliaries V (R), T, slack_low (R),
-    slack_high (R), N (R), TA, slack_ramp, slack_cap (R) as the rules need, then one x column
-    per free pair. Fixed leads enter through the bounds of the capacity, Vdef and Ndef rows
+    then, with the value band, Vdef (R), low (R), high (R), Tdef, then, with a top-tier rule,
+    Ndef (R), TAdef, ramp, cap (R). Columns: the auxiliaries V (R), slack_low (R),
+    slack_high (R), T, N (R), TA, slack_ramp, slack_cap (R) as the rules need, then one x column
+    per free pair. With fixed totals (a component of a split problem) there are no T and TA
+    columns or their rows: the limits are constants in the row bounds. Fixed leads enter through the bounds of the capacity, Vdef and Ndef rows
     and the objective offset, so :meth:`add` can add pairs (releasing their leads) to a model whose
     HiGHS instance then warm-starts from its last basis.
     """
