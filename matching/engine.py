@@ -190,14 +190,45 @@ def _candidates(day: Day) -> np.ndarray:
         return keep
     lead, rep, uplift, p = day.lead[ok], day.rep[ok], day.uplift[ok], day.p[ok]
     worth = day.lead_value[lead]
-    # ``ok`` is in (lead, rep) order and lexsort is stable: ties stay in rep (or lead) order
-    by_lead = ok[np.lexsort((-p, -uplift, lead))]
+    # Each ordering only sorts the pairs that can make their group's cut: those at least as
+    # good as the group's k-th best key (ties kept). ``ok`` is in (lead, rep) order and the
+    # sorts are stable, so exact ties stay in rep (or lead) order.
+    some = np.flatnonzero(uplift >= _kth_best_per_lead(lead, uplift, day.config.top_k))
+    by_lead = ok[some[np.lexsort((-p[some], -uplift[some], lead[some]))]]
     keep[by_lead[_rank(day.lead[by_lead]) < day.config.top_k]] = True
-    for order in (np.lexsort((-p, -uplift, rep)), np.lexsort((-uplift, -worth, rep))):
-        by_rep = ok[order]
+    reach = _REACH * day.capacity
+    for key, then in ((uplift, p), (worth, uplift)):
+        some = np.flatnonzero(key >= _kth_best_per_rep(rep, key, reach, day.n_reps)[rep])
+        by_rep = ok[some[np.lexsort((-then[some], -key[some], rep[some]))]]
         rep_sorted = day.rep[by_rep]
-        keep[by_rep[_rank(rep_sorted) < _REACH * day.capacity[rep_sorted]]] = True
+        keep[by_rep[_rank(rep_sorted) < reach[rep_sorted]]] = True
     return keep
+
+
+def _kth_best_per_lead(lead: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
+    """(m,) for each element, the k-th largest ``key`` of its lead (-inf when the lead has
+    fewer); ``lead`` is sorted. One partition of a (leads x most pairs) table."""
+    starts = np.flatnonzero(np.r_[True, lead[1:] != lead[:-1]])
+    counts = np.diff(np.r_[starts, len(lead)])
+    width = int(counts.max())
+    if width <= k:
+        return np.full(len(lead), -np.inf)
+    rows = np.repeat(np.arange(len(starts)), counts)
+    table = np.full((len(starts), width), -np.inf)
+    table[rows, np.arange(len(lead)) - starts[rows]] = key
+    table.partition(width - k, axis=1)
+    return table[:, width - k][rows]
+
+
+def _kth_best_per_rep(rep: np.ndarray, key: np.ndarray, k: np.ndarray, n_reps: int) -> np.ndarray:
+    """(n_reps,) the k[r]-th largest ``key`` among rep r's elements (-inf when it has fewer)."""
+    order = np.argsort(rep, kind="stable")
+    starts = np.searchsorted(rep[order], np.arange(n_reps + 1))
+    out = np.full(n_reps, -np.inf)
+    for r in np.flatnonzero((k > 0) & (k < np.diff(starts))):
+        values = key[order[starts[r] : starts[r + 1]]]
+        out[r] = np.partition(values, len(values) - k[r])[len(values) - k[r]]
+    return out
 
 
 def _rank(group: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ from matching import (
     render,
 )
 from matching.config import EligibilityRules, FairnessConstraints
+from matching.day import prepare
+from matching.engine import _candidates
 
 NO_FAIRNESS = MatchingConfig(fairness=FairnessConstraints().disabled(), price_of_fairness=False)
 
@@ -441,6 +443,35 @@ BAD_INPUTS = {
         "needs an expected_value column",
     ),
 }
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_candidates_match_a_full_sort_even_with_ties(seed):
+    # probabilities on a coarse grid tie often; values tie per lead (worth ties too)
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.uniform(0.05, 0.95, (40, 7)), 1).tolist()
+    capacity = rng.integers(1, 4, 7).tolist()
+    candidates, leads, reps = frames(p, capacity, {"expected_value": rng.choice([1.0, 2.0], 40)})
+    config = MatchingConfig(top_k=2, objective="expected_value")
+    day = prepare(candidates, leads, reps, config)
+    ok = np.flatnonzero(day.assignable)
+    lead, rep, uplift, p_win = day.lead[ok], day.rep[ok], day.uplift[ok], day.p[ok]
+    worth = day.lead_value[lead]
+    expected = np.zeros(len(day.lead), bool)
+    for keys, group, limit in [
+        ((-p_win, -uplift, lead), lead, np.full(day.n_leads, config.top_k)),
+        ((-p_win, -uplift, rep), rep, 2 * day.capacity),
+        ((-uplift, -worth, rep), rep, 2 * day.capacity),
+    ]:
+        order = np.lexsort(keys)
+        rank = np.zeros(len(order), int)
+        for g in np.unique(group):
+            mine = order[group[order] == g]
+            rank[mine] = np.arange(len(mine))
+        expected[ok[rank < limit[group]]] = True
+    kept = _candidates(day)
+    np.testing.assert_array_equal(kept, expected)
+    assert 0 < kept.sum() < len(ok)
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
