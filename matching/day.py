@@ -116,9 +116,15 @@ def prepare(
     if account_owners is not None:
         account_owners = validated(AccountOwners, account_owners, "account_owners")
     lead_index, rep_index = pd.Index(leads["lead_id"]), pd.Index(reps["rep_id"])
-    _check_known(candidates, lead_index, rep_index, "candidates")
+    lead = _positions(lead_index, candidates["lead_id"])
+    rep = _positions(rep_index, candidates["rep_id"])
+    _check_known(candidates, lead, rep, "candidates")
     if pins is not None:
-        _check_known(pins, lead_index, rep_index, "pins")
+        pinned = [
+            _positions(index, pins[c])
+            for index, c in [(lead_index, "lead_id"), (rep_index, "rep_id")]
+        ]
+        _check_known(pins, *pinned, "pins")
     notes: list[str] = []
 
     eligibility = Eligibility.build(
@@ -130,9 +136,8 @@ def prepare(
         exclusions=exclusions,
         account_owners=account_owners,
     )
-    lead = lead_index.get_indexer(candidates["lead_id"])
-    rep = rep_index.get_indexer(candidates["rep_id"])
-    order = np.lexsort((rep, lead))
+    key = lead.astype(np.int64) * max(len(reps), 1) + rep
+    order = np.argsort(key, kind="stable") if np.any(key[1:] < key[:-1]) else slice(None)
     lead, rep = lead[order], rep[order]
     p = candidates["p_win"].to_numpy(dtype=float)[order]
     cause = eligibility.causes(lead, rep)
@@ -188,9 +193,18 @@ def _in_arrival_order(leads: pd.DataFrame) -> pd.DataFrame:
     return leads.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def _check_known(frame: pd.DataFrame, leads: pd.Index, reps: pd.Index, name: str) -> None:
-    for column, index, what in [("lead_id", leads, "leads"), ("rep_id", reps, "reps_today")]:
-        unknown = frame.loc[index.get_indexer(frame[column]) < 0, column].unique()
+def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Position of each value in ``index`` (-1 = not there), looking up each distinct value
+    once (candidates repeat every lead id once per rep)."""
+    codes, uniques = pd.factorize(values)
+    found = index.get_indexer(uniques)
+    return np.where(codes >= 0, found[codes], -1)
+
+
+def _check_known(frame: pd.DataFrame, lead: np.ndarray, rep: np.ndarray, name: str) -> None:
+    """``lead`` and ``rep``: the positions of the frame's ids (-1 = unknown)."""
+    for column, codes, what in [("lead_id", lead, "leads"), ("rep_id", rep, "reps_today")]:
+        unknown = frame.loc[codes < 0, column].unique()
         if len(unknown):
             shown = ", ".join(map(str, unknown[:5])) + (
                 f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""

@@ -113,6 +113,20 @@ def _days(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(float(value), 1)
 
 
+def _best_pair(lead: np.ndarray, p: np.ndarray, start: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """(n,) per lead the pair with the highest ``p`` (first in rep order on ties), -1 where
+    ``has`` is False; pairs are in (lead, rep) order."""
+    best = np.full(len(has), -1)
+    if not has.any():
+        return best
+    top = np.full(len(has), np.inf)
+    top[has] = np.maximum.reduceat(p, start[:-1][has])
+    at_top = np.flatnonzero(p == top[lead])
+    leads, first = np.unique(lead[at_top], return_index=True)
+    best[leads] = at_top[first]
+    return best
+
+
 def explain(day: Day, choice: np.ndarray, policy: str, state: Window) -> pd.DataFrame:
     """Per lead (arrival order): rank_for_lead, best_rep_id, uplift_lost, reason_code,
     reason_params, reason, binding, for ``choice`` made by ``policy``."""
@@ -125,11 +139,8 @@ def explain(day: Day, choice: np.ndarray, policy: str, state: Window) -> pd.Data
     better = eligible & (p > chosen_p[lead] + _TOL)
     rank = np.bincount(lead[better], minlength=n) + 1
     n_eligible = np.bincount(lead[eligible], minlength=n)
-    order = np.lexsort((rep, -p, ~eligible, lead))
     start = day.lead_start
-    first = order[start[:-1][n_eligible > 0]]
-    best = np.full(n, -1)
-    best[lead[first]] = first
+    best = _best_pair(lead, np.where(eligible, p, -np.inf), start, n_eligible > 0)
     full = state.used >= day.capacity
     # better reps that are full, listed best first, for the binding column
     full_better = np.flatnonzero(better & full[rep])

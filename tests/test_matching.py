@@ -22,6 +22,7 @@ from matching import (
 from matching.config import EligibilityRules, FairnessConstraints
 from matching.day import prepare
 from matching.engine import _candidates
+from matching.explain import _best_pair
 
 NO_FAIRNESS = MatchingConfig(fairness=FairnessConstraints().disabled(), price_of_fairness=False)
 
@@ -472,6 +473,21 @@ def test_candidates_match_a_full_sort_even_with_ties(seed):
     kept = _candidates(day)
     np.testing.assert_array_equal(kept, expected)
     assert 0 < kept.sum() < len(ok)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_each_leads_best_pair_is_its_highest_eligible_p_first_rep_on_ties(seed):
+    rng = np.random.default_rng(seed)
+    lead, rep = np.nonzero(rng.random((30, 5)) < 0.6)
+    p = np.round(rng.random(len(lead)), 1)  # ties
+    eligible = rng.random(len(lead)) < 0.7
+    start = np.searchsorted(lead, np.arange(31))
+    has = np.bincount(lead[eligible], minlength=30) > 0
+    best = _best_pair(lead, np.where(eligible, p, -np.inf), start, has)
+    for i in range(30):
+        mine = np.flatnonzero((lead == i) & eligible)
+        expected = mine[np.lexsort((rep[mine], -p[mine]))][0] if len(mine) else -1
+        assert best[i] == expected
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
