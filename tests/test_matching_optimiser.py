@@ -207,10 +207,12 @@ def regions_problem(seed: int, regions: int, n: int, reps: int) -> AssignmentPro
     )
 
 
-def test_components_are_solved_apart_with_a_bound_on_the_whole_problem():
+@pytest.mark.parametrize("dual_threads", [1, 2])  # 2: two components at a time
+def test_components_are_solved_apart_with_a_bound_on_the_whole_problem(dual_threads):
     problem = regions_problem(0, regions=3, n=900, reps=24)
     terms = FairnessTerms.of(problem, ALL_ON)
-    split = Optimiser(fairness=ALL_ON, decompose_above_pairs=0).solve(problem)
+    optimiser = Optimiser(fairness=ALL_ON, decompose_above_pairs=0, dual_threads=dual_threads)
+    split = optimiser.solve(problem)
     whole = Optimiser(fairness=ALL_ON, decompose_above_pairs=10**9).solve(problem)
     assert split.method.startswith("split(3)")
     assert not whole.method.startswith("split")
