@@ -422,7 +422,7 @@ class _Run:
         n_frac = 0
         if x is None:
             # Out of time: the dual's (or the scores') greedy choice for the free leads.
-            choice = _greedy_fill(p, lp.fixed, free, guide)
+            choice = _greedy_fill(p, self.t, lp.fixed, free, guide)
             movable[:] = True
         else:
             choice, fractional = lp.round(x)
@@ -1463,20 +1463,44 @@ def _place_held(p: AssignmentProblem, choice: np.ndarray) -> np.ndarray:
 
 
 def _greedy_fill(
-    p: AssignmentProblem, fixed: np.ndarray, free: np.ndarray, guide: np.ndarray
+    p: AssignmentProblem,
+    t: FairnessTerms,
+    fixed: np.ndarray,
+    free: np.ndarray,
+    guide: np.ndarray,
 ) -> np.ndarray:
     """Fallback when the LP ran out of time: the free leads in order of their best ``guide``
-    score (the dual's reduced scores, or the scores), each to its best rep with room."""
+    score (the dual's reduced scores, or the scores), each to the rep with room where its
+    guide score minus the value-band penalty it would add is highest (the band's limits taken
+    at the totals of every lead assigned), so that the greedy does not pile value on the reps
+    it likes best."""
     choice = fixed.copy()
-    left = p.capacity - np.bincount(p.rep[fixed[fixed >= 0]], minlength=p.n_reps)
+    taken = fixed >= 0
+    R = p.n_reps
+    left = p.capacity - np.bincount(p.rep[fixed[taken]], minlength=R)
+    value = p.history_value + np.bincount(p.rep[fixed[taken]], p.lead_value[taken], R)
+    has = np.diff(p.lead_start) > 0
+    low, high, _, _ = t.limits(
+        p.history_value.sum() + p.lead_value[has].sum(),
+        p.history_top_tier.sum() + p.top_tier[has].sum(),
+    )
     start = p.lead_start
     leads = np.flatnonzero(free)
     best = np.maximum.reduceat(guide, start[:-1][leads]) if len(leads) else np.zeros(0)
     for lead in leads[np.argsort(-best, kind="stable")]:
         pairs = np.arange(start[lead], start[lead + 1])
-        for j in pairs[np.argsort(-guide[pairs], kind="stable")]:
-            if left[p.rep[j]] > 0:
-                left[p.rep[j]] -= 1
-                choice[lead] = j
-                break
+        reps = p.rep[pairs]
+        room = left[reps] > 0
+        if not room.any():
+            continue
+        gain = guide[pairs]
+        if t.value_on:
+            e, v = p.lead_value[lead], value[reps]
+            over = np.maximum(0.0, v + e - high[reps]) - np.maximum(0.0, v - high[reps])
+            under = np.maximum(0.0, low[reps] - v) - np.maximum(0.0, low[reps] - v - e)
+            gain = gain - t.value_penalty * (over - under)
+        k = np.flatnonzero(room)[np.argmax(gain[room])]
+        choice[lead] = pairs[k]
+        left[reps[k]] -= 1
+        value[reps[k]] += p.lead_value[lead]
     return choice
