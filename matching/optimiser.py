@@ -85,6 +85,9 @@ _INF = highspy.kHighsInf
 # Smoothing temperatures of the dual, as fractions of the mean best score per lead.
 # The final one leaves the dual bound within ~1e-5 of the LP optimum on the benchmark instances.
 _EPSILONS = (0.03, 0.003)
+# Pairs further below their lead's best than this many (previous) temperatures are left out of
+# the next, colder stage of the dual.
+_PRUNE_WIDTH = 5.0
 
 
 @dataclass(frozen=True)
@@ -902,12 +905,20 @@ class _Dual:
         bounds = self.bounds()
         self.eps = scale * _EPSILONS[0]
         pool = ThreadPoolExecutor(len(self.blocks)) if len(self.blocks) > 1 else nullcontext()
+        active = self
         with pool as self._pool:
-            for factor in _EPSILONS:
+            for stage, factor in enumerate(_EPSILONS):
                 if time.perf_counter() > deadline:
                     break
+                if stage > 0:
+                    # A colder stage only sees the pairs within _PRUNE_WIDTH of their lead's
+                    # best at the last temperature: the others weigh nothing in it, and leaving
+                    # them out makes each evaluation several times cheaper. The bound and
+                    # pricing still look at every pair.
+                    active = self._near_best(y, _PRUNE_WIDTH * self.eps)
+                    active._pool = self._pool
                 result = minimize(
-                    self._smoothed,
+                    active._smoothed,
                     y,
                     args=(max(scale * factor, 1e-12),),
                     jac=True,
@@ -918,8 +929,16 @@ class _Dual:
                 )
                 y = result.x
                 self.eps = scale * factor
-        self._pool = None
+        self._pool = active._pool = None
         return y
+
+    def _near_best(self, y: np.ndarray, width: float) -> _Dual:
+        """The dual over the pairs whose reduced score is within ``width`` of their lead's best
+        (at least two per lead), same leads, reps and multipliers."""
+        p = self.p
+        keep = _near_best(p, self.reduced(y), np.ones(p.n_leads, bool), width)
+        sub = replace(p, lead=p.lead[keep], rep=p.rep[keep], score=p.score[keep])
+        return _Dual(sub, self.t, len(self.blocks))
 
 
 class _Model:
