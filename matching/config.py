@@ -197,8 +197,9 @@ class SolverSettings(_Slice):
         2,
         ge=1,
         description=(
-            "Threads over which the smoothed dual of large instances splits its leads (numpy; "
-            "about 1.25x faster with 2 than with 1 at 20k x 200)."
+            "Threads for large instances: the smoothed dual splits its leads over them (numpy; "
+            "about 1.25x faster with 2 than with 1 at 20k x 200), and a problem that falls "
+            "apart into components (regions) solves that many components side by side."
         ),
     )
 
