@@ -197,8 +197,9 @@ def _candidates(day: Day) -> np.ndarray:
     by_lead = ok[some[np.lexsort((-p[some], -uplift[some], lead[some]))]]
     keep[by_lead[_rank(day.lead[by_lead]) < day.config.top_k]] = True
     reach = _REACH * day.capacity
+    rep_order = np.argsort(rep, kind="stable")
     for key, then in ((uplift, p), (worth, uplift)):
-        some = np.flatnonzero(key >= _kth_best_per_rep(rep, key, reach, day.n_reps)[rep])
+        some = np.flatnonzero(key >= _kth_best_per_rep(rep, rep_order, key, reach)[rep])
         by_rep = ok[some[np.lexsort((-then[some], -key[some], rep[some]))]]
         rep_sorted = day.rep[by_rep]
         keep[by_rep[_rank(rep_sorted) < reach[rep_sorted]]] = True
@@ -220,11 +221,13 @@ def _kth_best_per_lead(lead: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
     return table[:, width - k][rows]
 
 
-def _kth_best_per_rep(rep: np.ndarray, key: np.ndarray, k: np.ndarray, n_reps: int) -> np.ndarray:
-    """(n_reps,) the k[r]-th largest ``key`` among rep r's elements (-inf when it has fewer)."""
-    order = np.argsort(rep, kind="stable")
-    starts = np.searchsorted(rep[order], np.arange(n_reps + 1))
-    out = np.full(n_reps, -np.inf)
+def _kth_best_per_rep(
+    rep: np.ndarray, order: np.ndarray, key: np.ndarray, k: np.ndarray
+) -> np.ndarray:
+    """(len(k),) the k[r]-th largest ``key`` among rep r's elements (-inf when it has fewer);
+    ``order`` sorts ``rep``."""
+    starts = np.searchsorted(rep[order], np.arange(len(k) + 1))
+    out = np.full(len(k), -np.inf)
     for r in np.flatnonzero((k > 0) & (k < np.diff(starts))):
         values = key[order[starts[r] : starts[r + 1]]]
         out[r] = np.partition(values, len(values) - k[r])[len(values) - k[r]]

@@ -520,6 +520,16 @@ class _Component:
     terms: FairnessTerms
 
 
+def _totals_if_all_assigned(p: AssignmentProblem) -> tuple[float, float]:
+    """The window's total value and top-tier leads when every lead with candidates is
+    assigned."""
+    has = np.diff(p.lead_start) > 0
+    return (
+        float(p.history_value.sum() + p.lead_value[has].sum()),
+        float(p.history_top_tier.sum() + p.top_tier[has].sum()),
+    )
+
+
 def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
     """The components with candidates, largest first, when every lead with candidates can be
     assigned in them (else []).
@@ -537,8 +547,7 @@ def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
     leads_of = np.bincount(lead_label[has], minlength=len(label))
     if np.any(leads_of > np.bincount(rep_label, p.capacity, len(label))):
         return []
-    value = p.history_value.sum() + p.lead_value[has].sum()
-    top = p.history_top_tier.sum() + p.top_tier[has].sum()
+    value, top = _totals_if_all_assigned(p)
     ramp_capacity = (p.history_capacity + p.capacity) * p.ramp
     quota_weight = np.bincount(rep_label, ramp_capacity, len(label))
     ramping = quota_weight > 0
@@ -578,8 +587,9 @@ def _solve_split(
     """Solve each component (see :func:`_components`) on its own, or None when there are
     fewer than two or one of them has to hold a lead (the totals were then wrong).
 
-    Each component's bound holds without its quota share, so their sum bounds the whole
-    problem; a local search over the whole then prices the shared quota exactly.
+    The components' duals, taken at one quota price, bound the whole problem (their quota
+    shares add up to the quota); a local search over the whole then prices the shared quota
+    exactly.
     """
     parts = _components(p, terms)
     if len(parts) < 2:
@@ -639,7 +649,8 @@ def _solve_split(
     # the reps without candidates: their (constant) penalties under the fixed totals
     alone = np.ones(p.n_reps, bool)
     alone[p.rep] = False
-    fixed = replace(terms, ramp_on=False, fixed_totals=parts[0].terms.fixed_totals)
+    value, top = _totals_if_all_assigned(p)
+    fixed = replace(terms, ramp_on=False, fixed_totals=(value, top, top))
     lone = slacks_of(p, fixed, np.full(n, -1))
     bound -= float(
         terms.value_penalty * (lone.value_low + lone.value_high)[alone].sum() * terms.value_on
@@ -949,9 +960,10 @@ class _Model:
     Ndef (R), TAdef, ramp, cap (R). Columns: the auxiliaries V (R), slack_low (R),
     slack_high (R), T, N (R), TA, slack_ramp, slack_cap (R) as the rules need, then one x column
     per free pair. With fixed totals (a component of a split problem) there are no T and TA
-    columns or their rows: the limits are constants in the row bounds. Fixed leads enter through the bounds of the capacity, Vdef and Ndef rows
-    and the objective offset, so :meth:`add` can add pairs (releasing their leads) to a model whose
-    HiGHS instance then warm-starts from its last basis.
+    columns or their rows: the limits are constants in the row bounds. Fixed leads enter
+    through the bounds of the capacity, Vdef and Ndef rows and the objective offset, so
+    :meth:`add` can add pairs (releasing their leads) to a model whose HiGHS instance then
+    warm-starts from its last basis.
     """
 
     def __init__(
@@ -1457,8 +1469,8 @@ def _place_held(p: AssignmentProblem, choice: np.ndarray) -> np.ndarray:
                 frontier.append(r)
         end = next((r for r in frontier if used[r] < p.capacity[r]), None)
         while end is None and frontier:
-            at_rep = np.flatnonzero(np.isin(p.rep[choice[choice >= 0]], frontier))
-            movers = np.flatnonzero(choice >= 0)[at_rep]
+            assigned = np.flatnonzero(choice >= 0)
+            movers = assigned[np.isin(p.rep[choice[assigned]], frontier)]
             pairs = np.concatenate([np.arange(start[m], start[m + 1]) for m in movers])
             frontier = []
             for j in pairs:
@@ -1498,11 +1510,7 @@ def _greedy_fill(
     R = p.n_reps
     left = p.capacity - np.bincount(p.rep[fixed[taken]], minlength=R)
     value = p.history_value + np.bincount(p.rep[fixed[taken]], p.lead_value[taken], R)
-    has = np.diff(p.lead_start) > 0
-    low, high, _, _ = t.limits(
-        p.history_value.sum() + p.lead_value[has].sum(),
-        p.history_top_tier.sum() + p.top_tier[has].sum(),
-    )
+    low, high, _, _ = t.limits(*_totals_if_all_assigned(p))
     start = p.lead_start
     leads = np.flatnonzero(free)
     best = np.maximum.reduceat(guide, start[:-1][leads]) if len(leads) else np.zeros(0)

@@ -284,6 +284,22 @@ def test_messages_report_the_price_of_fairness_and_the_curve():
     )
 
 
+def violation_messages(figures: pd.DataFrame, violations: pd.DataFrame, **kwargs) -> str:
+    """The simulator messages for ``figures`` with these soft-constraint ``violations``."""
+    curve = pd.DataFrame({"band": [0.2], "expected_wins": [120.0]})
+    return "\n".join(
+        simulator_messages(
+            policy_table(figures),
+            curve,
+            has_rep_effects=True,
+            signal=None,
+            config=LeadmatchConfig(),
+            violations=violations,
+            **kwargs,
+        )
+    )
+
+
 def test_messages_break_misses_down_apart_from_limits_that_were_out_of_reach():
     figures = figures_with_wins()
     figures.loc["leadmatch", ["soft_violations", "unreachable_violations"]] = [2, 1]
@@ -299,18 +315,7 @@ def test_messages_break_misses_down_apart_from_limits_that_were_out_of_reach():
             "avoidable": [True, False, True],
         }
     )
-    curve = pd.DataFrame({"band": [0.2], "expected_wins": [120.0]})
-    text = "\n".join(
-        simulator_messages(
-            policy_table(figures),
-            curve,
-            has_rep_effects=True,
-            signal=None,
-            config=LeadmatchConfig(),
-            violations=violations,
-            lead_worth=0.25,
-        )
-    )
+    text = violation_messages(figures, violations, lead_worth=0.25)
     assert (
         "2 soft-constraint violation(s) over its runs (rolling 7-day window; target 0: NOT met)"
         in text
@@ -336,17 +341,7 @@ def test_messages_count_a_limit_out_of_reach_apart_from_the_target():
             "avoidable": [False],
         }
     )
-    curve = pd.DataFrame({"band": [0.2], "expected_wins": [120.0]})
-    text = "\n".join(
-        simulator_messages(
-            policy_table(figures),
-            curve,
-            has_rep_effects=True,
-            signal=None,
-            config=LeadmatchConfig(),
-            violations=violations,
-        )
-    )
+    text = violation_messages(figures, violations)
     assert "stayed within its limits at every run where it could" in text
     assert "1 more limit(s) were out of reach" in text
 
