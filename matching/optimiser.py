@@ -272,6 +272,11 @@ def slacks_of(problem: AssignmentProblem, terms: FairnessTerms, choice: np.ndarr
     )
 
 
+def _objective(p: AssignmentProblem, t: FairnessTerms, choice: np.ndarray) -> float:
+    """Expected value minus fairness penalties of ``choice`` (no hold term)."""
+    return float(p.score[choice[choice >= 0]].sum()) - slacks_of(p, t, choice).penalty(t)
+
+
 @dataclass(frozen=True)
 class Solution:
     """The optimiser's answer.
@@ -370,8 +375,7 @@ class _Run:
 
     def objective(self, choice: np.ndarray) -> float:
         """Expected value minus fairness penalties (no hold term)."""
-        ev = float(self.p.score[choice[choice >= 0]].sum())
-        return ev - slacks_of(self.p, self.t, choice).penalty(self.t)
+        return _objective(self.p, self.t, choice)
 
     def model_value(self, choice: np.ndarray) -> float:
         """The model's objective: objective minus H per held lead that had candidates."""
@@ -530,6 +534,25 @@ def _totals_if_all_assigned(p: AssignmentProblem) -> tuple[float, float]:
     )
 
 
+def _restricted(
+    p: AssignmentProblem, leads: np.ndarray, reps: np.ndarray, pairs: np.ndarray
+) -> AssignmentProblem:
+    """The problem of the (sorted) ``leads`` and ``reps`` over ``pairs`` (sorted, between
+    them), positions renumbered."""
+    return AssignmentProblem(
+        lead=np.searchsorted(leads, p.lead[pairs]),
+        rep=np.searchsorted(reps, p.rep[pairs]),
+        score=p.score[pairs],
+        lead_value=p.lead_value[leads],
+        top_tier=p.top_tier[leads],
+        capacity=p.capacity[reps],
+        ramp=p.ramp[reps],
+        history_value=p.history_value[reps],
+        history_top_tier=p.history_top_tier[reps],
+        history_capacity=p.history_capacity[reps],
+    )
+
+
 def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
     """The components with candidates, largest first, when every lead with candidates can be
     assigned in them (else []).
@@ -559,18 +582,7 @@ def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
     for part in parts[np.argsort(-sizes[parts], kind="stable")]:
         leads, reps = np.flatnonzero(lead_label == part), np.flatnonzero(rep_label == part)
         pairs = np.flatnonzero(pair_label == part)
-        sub = AssignmentProblem(
-            lead=np.searchsorted(leads, p.lead[pairs]),
-            rep=np.searchsorted(reps, p.rep[pairs]),
-            score=p.score[pairs],
-            lead_value=p.lead_value[leads],
-            top_tier=p.top_tier[leads],
-            capacity=p.capacity[reps],
-            ramp=p.ramp[reps],
-            history_value=p.history_value[reps],
-            history_top_tier=p.history_top_tier[reps],
-            history_capacity=p.history_capacity[reps],
-        )
+        sub = _restricted(p, leads, reps, pairs)
         sub_terms = replace(
             terms,
             fair_share=terms.fair_share[reps],
@@ -1357,7 +1369,9 @@ class _Polish:
                 hot |= p.ramp
             # a swap that gains needs one half that gains on its own unless a rep is outside
             # its band: listing only those halves keeps the join small, and so does keeping
-            # the best few moves of each (from, to) rep pair on both sides
+            # the best few moves of each (from, to) rep pair; their partners are the best few
+            # too, or every move when a rep is outside its band (the swap that mends a band
+            # is chosen by the leads' values, not their scores: 2,000 x 50 gap 2.7e-3 -> 9.6e-4)
             key = src * p.n_reps + dst
             by_key = np.lexsort((-m["gain"], key))
             rank = np.empty(len(key), dtype=np.int64)
@@ -1365,7 +1379,7 @@ class _Polish:
             best_few = rank < _SWAP_PARTNERS
             one = np.flatnonzero(best_few & ((m["gain"] > 0) | hot[src] | hot[dst]))
             key1 = key[one]
-            two = np.flatnonzero(best_few)
+            two = np.flatnonzero(best_few | hot[src] | hot[dst])
             order = two[np.argsort(dst[two] * p.n_reps + src[two], kind="stable")]
             key2 = dst[order] * p.n_reps + src[order]
             lo_ = np.searchsorted(key2, key1, "left")

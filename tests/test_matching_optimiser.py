@@ -19,6 +19,7 @@ from matching.optimiser import (
     _Dual,
     _Model,
     _place_held,
+    _Polish,
     slacks_of,
 )
 
@@ -302,6 +303,45 @@ def test_a_held_lead_takes_a_full_reps_slot_when_its_lead_can_move_on():
     fields = {name: getattr(problem, name)[:4] for name in ("lead", "rep", "score")}
     no_room = AssignmentProblem(**(vars(problem) | fields))
     np.testing.assert_array_equal(_place_held(no_room, np.array([-1, 1, 3])), [-1, 1, 3])
+
+
+def test_the_local_search_finds_the_swap_a_rep_outside_its_band_needs():
+    # Two full reps, so only swaps move anything. Every lead is worth 1 where it is and less
+    # at the other rep; leads are worth 1 value unit except lead 14 (1.2, on rep 0) and lead 15
+    # (0.8, on rep 1). Rep 0 is 0.4 above its band and rep 1 0.4 below: swapping 14 and 15
+    # mends both (4.0 of penalty at 5 per unit), though moving 15 costs more than any other
+    # move (it is the last of rep 1's moves by score).
+    n = 30
+    value = np.ones(n)
+    value[[14, 15]] = [1.2, 0.8]
+    loss = np.linspace(0.02, 0.3, n)
+    loss[[14, 15]] = [0.01, 0.5]
+    start = np.where(np.arange(n) < 15, 0, 1)
+    problem = AssignmentProblem(
+        lead=np.repeat(np.arange(n), 2),
+        rep=np.tile([0, 1], n),
+        score=np.where(np.tile([0, 1], n) == np.repeat(start, 2), 1.0, 1.0 - np.repeat(loss, 2)),
+        lead_value=value,
+        top_tier=np.zeros(n, bool),
+        capacity=np.array([15, 15]),
+        ramp=np.zeros(2, bool),
+        history_value=np.array([2.0, 0.0]),
+        history_top_tier=np.zeros(2),
+        history_capacity=np.zeros(2),
+    )
+    band = ValueShareRule(band=0.05, penalty=5.0)
+    terms = FairnessTerms.of(problem, OFF.model_copy(update={"value_share": band}))
+    choice = 2 * np.arange(n) + start
+    slack = slacks_of(problem, terms, choice)
+    np.testing.assert_allclose([slack.value_high[0], slack.value_low[1]], [0.4, 0.4])
+    polished = _Polish(problem, terms, choice, np.ones(n, bool)).run(np.inf, lambda c: False)
+    slack = slacks_of(problem, terms, polished)
+    assert slack.value_high.sum() + slack.value_low.sum() < 1e-9
+    swapped = choice.copy()
+    swapped[[14, 15]] ^= 1
+    gain = model_value(problem, terms, polished) - model_value(problem, terms, choice)
+    assert gain >= model_value(problem, terms, swapped) - model_value(problem, terms, choice)
+    assert gain == pytest.approx(4.0 - 0.51)
 
 
 def test_an_empty_problem_is_solved_trivially():
