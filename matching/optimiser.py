@@ -88,6 +88,10 @@ _EPSILONS = (0.03, 0.003)
 # Pairs further below their lead's best than this many (previous) temperatures are left out of
 # the next, colder stage of the dual.
 _PRUNE_WIDTH = 5.0
+# The dual's slabs: a slab's widest lead has at most this many times the pairs of its
+# narrowest; a slab is split over the worker threads when each part has this many leads.
+_SLAB_GROWTH = 1.25
+_MIN_BLOCK_ROWS = 2_000
 
 
 @dataclass(frozen=True)
@@ -764,6 +768,33 @@ def _fix_by_margin(
     return fixed
 
 
+class _Slab:
+    """Some leads (with pairs) as a dense (lead x slot) table for :class:`_Dual`: each cell's
+    pair (-1: padding), rep, score + H (-inf: padding), and per row the lead's value and
+    top-tier flag; float32 copies for the smoothed dual."""
+
+    def __init__(self, p: AssignmentProblem, t: FairnessTerms, leads: np.ndarray):
+        start = p.lead_start[leads]
+        counts = p.lead_start[leads + 1] - start
+        rows = np.repeat(np.arange(len(leads)), counts)
+        slots = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        pairs = np.repeat(start, counts) + slots
+        shape = (len(leads), int(counts.max()))
+        self.pair = np.full(shape, -1)
+        self.pair[rows, slots] = pairs
+        self.rep = np.zeros(shape, dtype=np.int64)
+        self.rep[rows, slots] = p.rep[pairs]
+        self.base = np.full(shape, -np.inf)
+        self.base[rows, slots] = p.score[pairs] + t.hold_penalty
+        self.e = p.lead_value[leads][:, None]
+        self.top = p.top_tier[leads].astype(float)[:, None]
+        # The smoothed dual runs in float32: half the memory traffic, and L-BFGS stops once
+        # float32 can no longer tell its steps apart (a line-search exit), which at 20k x 200
+        # came after about a third of float64's iterations with a dual as good for fixing and
+        # pricing (the LP certifies the result either way); the bound is taken in float64.
+        self.single = tuple(a.astype(np.float32) for a in (self.base, self.e, self.top))
+
+
 class _Dual:
     """The Lagrangian dual of the LP over the fairness and capacity rows.
 
@@ -775,29 +806,21 @@ class _Dual:
     """
 
     def __init__(self, problem: AssignmentProblem, terms: FairnessTerms, workers: int = 1):
-        self.p, self.t = problem, terms
-        start = problem.lead_start
-        has = np.diff(start) > 0
-        counts = np.diff(start)[has]
-        # A dense (lead x slot) layout: row reductions replace segment reductions, 2-3x faster.
-        rows = np.repeat(np.arange(len(counts)), counts)
-        slots = np.arange(len(problem.lead)) - np.repeat(start[:-1][has], counts)
-        self.cells = (rows, slots)
-        shape = (len(counts), int(counts.max()) if len(counts) else 0)
-        self.rep = np.zeros(shape, dtype=np.int64)
-        self.rep[self.cells] = problem.rep
-        self.base = np.full(shape, -np.inf)
-        self.base[self.cells] = problem.score + terms.hold_penalty
-        self.e = problem.lead_value[has][:, None]
-        self.top = problem.top_tier[has].astype(float)[:, None]
-        # The smoothed dual runs in float32: half the memory traffic, and L-BFGS stops once
-        # float32 can no longer tell its steps apart (a line-search exit), which at 20k x 200
-        # came after about a third of float64's iterations with a dual as good for fixing and
-        # pricing (the LP certifies the result either way); the bound is taken in float64.
-        self.single = tuple(a.astype(np.float32) for a in (self.base, self.e, self.top))
-        self.rep_cells = self.rep.ravel()
-        self.e_cells = np.broadcast_to(self.e, shape).ravel()
-        self.top_cells = np.broadcast_to(self.top, shape).ravel()
+        self.p, self.t, self.workers = problem, terms, workers
+        counts = np.diff(problem.lead_start)
+        leads = np.flatnonzero(counts > 0)
+        leads = leads[np.argsort(counts[leads], kind="stable")]
+        # Leads in slabs of similar pair counts, each a dense (lead x slot) table: row
+        # reductions replace segment reductions (2-3x faster), and a few leads with every rep
+        # as a candidate do not widen the table of all the others (one table was 84% padding
+        # at 100k x 500).
+        edges, sorted_counts = [0], counts[leads]
+        while edges[-1] < len(leads):
+            widest = np.floor(sorted_counts[edges[-1]] * _SLAB_GROWTH)
+            edges.append(int(np.searchsorted(sorted_counts, widest, "right")))
+        self.slabs = [
+            _Slab(problem, terms, leads[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
         R = problem.n_reps
         self.sizes = {
             "v": R,
@@ -806,10 +829,14 @@ class _Dual:
             "c": R * terms.cap_on,
             "q": int(terms.ramp_on),
         }
-        self.offset = terms.hold_penalty * len(counts)
-        # contiguous blocks of leads, one per worker thread (see _smoothed)
-        edges = np.linspace(0, len(counts), max(1, workers) + 1).astype(int)
-        self.blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+        self.offset = terms.hold_penalty * len(leads)
+        # each slab in contiguous blocks of rows, one per worker thread (see _smoothed)
+        self.blocks = []
+        for slab in self.slabs:
+            rows = len(slab.pair)
+            parts = max(1, min(workers, rows // _MIN_BLOCK_ROWS))
+            cut = np.linspace(0, rows, parts + 1).astype(int)
+            self.blocks += [(slab, slice(a, b)) for a, b in zip(cut[:-1], cut[1:], strict=True)]
         self._pool: ThreadPoolExecutor | None = None
 
     def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -827,13 +854,19 @@ class _Dual:
 
     def reduced(self, y: np.ndarray) -> np.ndarray:
         """(J,) reduced score of every pair."""
-        return self._dense(y)[self.cells]
+        out = np.empty(len(self.p.lead))
+        for slab in self.slabs:
+            on = slab.pair >= 0
+            out[slab.pair[on]] = self._dense(y, slab)[on]
+        return out
 
-    def _dense(self, y: np.ndarray, single: bool = False, rows: slice = slice(None)) -> np.ndarray:
-        """(leads x slots) reduced scores of ``rows``, in float32 when ``single``."""
+    def _dense(
+        self, y: np.ndarray, slab: _Slab, single: bool = False, rows: slice = slice(None)
+    ) -> np.ndarray:
+        """(leads x slots) reduced scores of a slab's ``rows``, in float32 when ``single``."""
         parts, t, p = self.split(y), self.t, self.p
-        base, e, top = self.single if single else (self.base, self.e, self.top)
-        base, e, top, rep = base[rows], e[rows], top[rows], self.rep[rows]
+        base, e, top = slab.single if single else (slab.base, slab.e, slab.top)
+        base, e, top, rep = base[rows], e[rows], top[rows], slab.rep[rows]
         cast = np.float32 if single else np.float64
         d = base - parts["v"].astype(cast)[rep]
         f = t.fair_share
@@ -871,36 +904,38 @@ class _Dual:
 
     def value(self, y: np.ndarray) -> float:
         """D(y): a valid upper bound on the model's LP (and MIP) objective."""
-        best = np.maximum(self._dense(y).max(axis=1, initial=0.0), 0.0)
-        return float(best.sum()) + self._constant(self.split(y)) - self.offset
+        best = sum(
+            float(np.maximum(self._dense(y, slab).max(axis=1, initial=0.0), 0.0).sum())
+            for slab in self.slabs
+        )
+        return best + self._constant(self.split(y)) - self.offset
 
     def _block(
-        self, y: np.ndarray, eps: float, rows: slice
+        self, y: np.ndarray, eps: float, slab: _Slab, rows: slice
     ) -> tuple[float, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """The smoothed dual's sums over the leads ``rows``: value, and per rep the expected
-        leads, lead value and top-tier leads under the smoothed choice."""
+        """The smoothed dual's sums over a slab's leads ``rows``: value, and per rep the
+        expected leads, lead value and top-tier leads under the smoothed choice."""
         t, R = self.t, self.p.n_reps
-        d = self._dense(y, single=True, rows=rows)
+        d = self._dense(y, slab, single=True, rows=rows)
         top = d.max(axis=1, initial=0.0)
         # floored at e^-80: subnormal floats below that are slow and change nothing
         ex = np.exp(np.maximum((d - top[:, None]) * np.float32(1 / eps), np.float32(-80)))
         total = ex.sum(axis=1, dtype=np.float64) + np.exp(-top.astype(np.float64) / eps)
         value = float(np.sum(top + eps * np.log(total)))
-        prob = (ex / total[:, None]).ravel()
-        cells = slice(rows.start * d.shape[1], rows.stop * d.shape[1])
-        reps = self.rep_cells[cells]
-        got = np.bincount(reps, prob * self.e_cells[cells], R) if t.value_on else None
-        got_top = np.bincount(reps, prob * self.top_cells[cells], R) if t.tier_on else None
-        return value, np.bincount(reps, prob, R), got, got_top
+        prob = ex / total[:, None]
+        reps = slab.rep[rows].ravel()
+        got = np.bincount(reps, (prob * slab.e[rows]).ravel(), R) if t.value_on else None
+        got_top = np.bincount(reps, (prob * slab.top[rows]).ravel(), R) if t.tier_on else None
+        return value, np.bincount(reps, prob.ravel(), R), got, got_top
 
     def _smoothed(self, y: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
         """Entropy-smoothed D (an upper bound on D) and its gradient, summed over blocks of
         leads in parallel (numpy releases the GIL in the heavy parts)."""
         p, t, parts = self.p, self.t, self.split(y)
         if self._pool is None:
-            sums = [self._block(y, eps, rows) for rows in self.blocks]
+            sums = [self._block(y, eps, *block) for block in self.blocks]
         else:
-            sums = list(self._pool.map(lambda rows: self._block(y, eps, rows), self.blocks))
+            sums = list(self._pool.map(lambda block: self._block(y, eps, *block), self.blocks))
         value = sum(b[0] for b in sums) + self._constant(parts) - self.offset
         grads = [p.capacity - sum(b[1] for b in sums)]
         got = p.history_value + sum(b[2] for b in sums) if t.value_on else p.history_value
@@ -923,11 +958,15 @@ class _Dual:
                 raise StopIteration
 
         y = np.zeros(sum(self.sizes.values()))
-        scale = float(np.where(np.isfinite(self.base), self.base, 0).max(axis=1).mean())
-        scale = max(scale - self.t.hold_penalty, 1e-9)
+        p = self.p
+        has = np.diff(p.lead_start) > 0
+        scale = (
+            float(np.maximum.reduceat(p.score, p.lead_start[:-1][has]).mean()) if has.any() else 0
+        )
+        scale = max(scale, 1e-9)
         bounds = self.bounds()
         self.eps = scale * _EPSILONS[0]
-        pool = ThreadPoolExecutor(len(self.blocks)) if len(self.blocks) > 1 else nullcontext()
+        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else nullcontext()
         active = self
         with pool as self._pool:
             for stage, factor in enumerate(_EPSILONS):
@@ -961,7 +1000,7 @@ class _Dual:
         p = self.p
         keep = _near_best(p, self.reduced(y), np.ones(p.n_leads, bool), width)
         sub = replace(p, lead=p.lead[keep], rep=p.rep[keep], score=p.score[keep])
-        return _Dual(sub, self.t, len(self.blocks))
+        return _Dual(sub, self.t, self.workers)
 
 
 class _Model:
@@ -1213,7 +1252,8 @@ class _Model:
             self.h.setOptionValue("presolve", "off")
             self.h.passModel(self.lp)
         else:
-            self.h.setOptionValue("time_limit", float(time_limit))
+            # HiGHS's time limit counts every run of an instance, not only the next one
+            self.h.setOptionValue("time_limit", self.h.getRunTime() + float(time_limit))
         self.h.run()
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None, np.inf

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
+from matching import optimiser
 from matching.config import FairnessConstraints, NewRepQuota, TopTierCap, ValueShareRule
 from matching.optimiser import (
     AssignmentProblem,
@@ -151,11 +152,14 @@ def test_the_lagrangian_dual_bounds_the_lp_everywhere_and_meets_it_at_its_minimu
     assert fitted - optimum <= 1e-3 * abs(optimum)
 
 
-def test_the_smoothed_dual_gives_the_same_value_split_over_threads():
+def test_the_smoothed_dual_gives_the_same_value_split_over_threads(monkeypatch):
+    # leads in slabs by their number of pairs, each slab split in two (however small)
+    monkeypatch.setattr(optimiser, "_MIN_BLOCK_ROWS", 1)
     problem = random_problem(3, n=60, reps=8, history=True)
     terms = FairnessTerms.of(problem, ALL_ON)
     serial, split = _Dual(problem, terms), _Dual(problem, terms, workers=2)
-    assert len(split.blocks) == 2
+    assert len(serial.slabs) > 1
+    assert len(split.blocks) == 2 * len(serial.blocks)
     rng = np.random.default_rng(1)
     y = np.array([rng.uniform(lo, 1.0 if hi is None else hi) for lo, hi in serial.bounds()])
     with ThreadPoolExecutor(2) as split._pool:
@@ -254,6 +258,20 @@ def test_a_component_dual_at_its_lp_prices_equals_its_lp():
         model = _Model(sub, terms, np.arange(len(sub.lead)), np.full(sub.n_leads, -1), 1)
         _, optimum = model.solve_lp(60)
         assert _Dual(sub, terms).value(model.multipliers()) == pytest.approx(optimum, rel=1e-9)
+
+
+def test_a_warm_started_lp_gets_the_whole_of_its_own_time_limit():
+    # HiGHS measures its time limit over every run of an instance: a re-solve after pricing,
+    # given as long as the first solve took, must not stop at once
+    problem = regions_problem(0, regions=1, n=2000, reps=30)
+    terms = FairnessTerms.of(problem, ALL_ON)
+    first_half = np.flatnonzero(np.arange(len(problem.lead)) % 2 == 0)
+    model = _Model(problem, terms, first_half, np.full(problem.n_leads, -1), threads=1)
+    x, _ = model.solve_lp(60.0)
+    assert x is not None
+    model.add(np.flatnonzero(np.arange(len(problem.lead)) % 2 == 1)[:20])
+    x, _ = model.solve_lp(model.h.getRunTime())
+    assert x is not None
 
 
 @pytest.mark.parametrize("decompose", [False, True])
