@@ -182,6 +182,29 @@ def test_decomposition_stays_within_the_target_gap(dual_threads):
     assert np.all(used <= problem.capacity)
 
 
+def test_out_of_time_in_a_re_solve_the_last_lp_solution_is_rounded(monkeypatch):
+    # every lead the dual prefers clearly is fixed (some wrongly, so pricing frees them), pricing
+    # always re-solves, and every re-solve runs out of time
+    fix = optimiser._fix_by_margin
+    monkeypatch.setattr(optimiser, "_fix_by_margin", lambda p, r, share, margin: fix(p, r, 0, 0))
+    monkeypatch.setattr(optimiser, "_PRICING_STOP", 0.0)
+    first_solve = _Model.solve_lp
+    calls = []
+
+    def solve_lp(model, time_limit):
+        calls.append(time_limit)
+        return first_solve(model, time_limit) if len(calls) == 1 else (None, np.inf)
+
+    monkeypatch.setattr(_Model, "solve_lp", solve_lp)
+    problem = random_problem(11, n=1500, reps=30, slack=0.1)
+    solution = Optimiser(fairness=ALL_ON, decompose_above_pairs=0).solve(problem)
+    assert len(calls) == 2  # the first LP left pairs out
+    assert "mip" in solution.phase_seconds  # rounded and repaired, not the greedy fallback
+    assert solution.gap <= 1e-3
+    used = np.bincount(problem.rep[solution.choice[solution.choice >= 0]], minlength=problem.n_reps)
+    assert np.all(used <= problem.capacity)
+
+
 def regions_problem(seed: int, regions: int, n: int, reps: int) -> AssignmentProblem:
     """Leads and reps in ``regions`` regions, each lead a candidate of its region's reps only
     (as with the region rule): one connected component per region. Capacity is 1.3 x the leads
