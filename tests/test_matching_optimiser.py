@@ -385,6 +385,33 @@ def test_the_local_search_finds_the_swap_a_rep_outside_its_band_needs():
     assert gain == pytest.approx(4.0 - 0.51)
 
 
+def test_the_local_search_chooses_which_lead_to_hold_when_capacity_is_short():
+    # Two reps with one slot each and three leads, each worth 1 at either rep: one lead must
+    # be held. Holding lead 1 leaves rep 1 with lead 2's value 3 against rep 0's 1, far outside
+    # a 10% band; holding lead 2 instead balances the reps. No move or swap between the two
+    # full reps changes that; only exchanging the held lead for an assigned one does.
+    problem = AssignmentProblem(
+        lead=np.repeat(np.arange(3), 2),
+        rep=np.tile([0, 1], 3),
+        score=np.ones(6),
+        lead_value=np.array([1.0, 1.0, 3.0]),
+        top_tier=np.zeros(3, bool),
+        capacity=np.array([1, 1]),
+        ramp=np.zeros(2, bool),
+        history_value=np.zeros(2),
+        history_top_tier=np.zeros(2),
+        history_capacity=np.zeros(2),
+    )
+    band = ValueShareRule(band=0.1, penalty=1.0)
+    terms = FairnessTerms.of(problem, OFF.model_copy(update={"value_share": band}))
+    start = np.array([0, -1, 5])  # lead 0 on rep 0, lead 2 on rep 1, lead 1 held
+    assert slacks_of(problem, terms, start).penalty(terms) == pytest.approx(1.6)
+    polished = _Polish(problem, terms, start, np.ones(3, bool)).run(np.inf, lambda c: False)
+    assert polished[2] == -1 and (polished[:2] >= 0).all()
+    assert slacks_of(problem, terms, polished).penalty(terms) == 0
+    assert model_value(problem, terms, polished) == pytest.approx(brute_force(problem, terms))
+
+
 def test_an_empty_problem_is_solved_trivially():
     problem = random_problem(0, n=3)
     empty = AssignmentProblem(
