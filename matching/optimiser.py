@@ -35,8 +35,9 @@ Solving, in four steps, each bounded by a share of the time limit:
    the LP's prices (a bound on the LP over all pairs) is close enough to it.
 2. A MIP over the fractional leads only, every other lead fixed (short budget: HiGHS proves
    little there, the bands turn it into tight knapsacks).
-3. A local search (relocations and swaps between reps, scored exactly) closes the rest of the
-   gap that rounding leaves at the band edges, until the gap is half the target.
+3. A local search (relocations and swaps between reps, and exchanges of a held lead for an
+   assigned one, scored exactly) closes the rest of the gap that rounding leaves at the band
+   edges, until the gap is half the target.
 4. Small instances that still miss the target get a MIP over every pair (for at most a second).
 
 Large problems whose candidate graph falls apart into connected components (the region rule
@@ -1336,14 +1337,15 @@ class _Model:
 
 
 class _Polish:
-    """Local search on an integral assignment: relocations and swaps that raise the objective.
+    """Local search on an integral assignment: moves and swaps that raise the objective.
 
     With the set of assigned leads fixed, the window totals T and TA are constants, so each
     rep's penalty depends on its own value V_r and top-tier count N_r only (the ramp quota on
     the ramping reps' total): a move is scored exactly from the two reps it touches. Every
     round scores all relocations to reps with room and all swaps that involve a rep outside
     its band or move a lead to a rep it scores better with, then applies the best moves that
-    touch disjoint reps. Only the ``movable`` leads ((n,) bool) move, to any of their pairs.
+    touch disjoint reps. When none gains, a held lead may take an assigned lead's place (see
+    :meth:`_exchange_held`). Only the ``movable`` leads ((n,) bool) move, to any of their pairs.
     """
 
     def __init__(
