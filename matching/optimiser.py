@@ -50,8 +50,8 @@ dual thread (each phase's seconds are then summed over them).
 
 The gap is always measured against a valid bound: the LP optimum, the dual at the LP's prices
 when pricing stopped early, the dual bound when the LP did not finish, or HiGHS's bound after
-step 4. When the LP runs out of time, the dual's
-greedy choice plus the local search is returned with its gap.
+step 4. When the first LP runs out of time, the dual's greedy choice plus the local search is
+returned with its gap; when a re-solve does, the last LP's solution is rounded.
 """
 
 from __future__ import annotations
@@ -567,25 +567,6 @@ def _totals_if_all_assigned(p: AssignmentProblem) -> tuple[float, float]:
     )
 
 
-def _restricted(
-    p: AssignmentProblem, leads: np.ndarray, reps: np.ndarray, pairs: np.ndarray
-) -> AssignmentProblem:
-    """The problem of the (sorted) ``leads`` and ``reps`` over ``pairs`` (sorted, between
-    them), positions renumbered."""
-    return AssignmentProblem(
-        lead=np.searchsorted(leads, p.lead[pairs]),
-        rep=np.searchsorted(reps, p.rep[pairs]),
-        score=p.score[pairs],
-        lead_value=p.lead_value[leads],
-        top_tier=p.top_tier[leads],
-        capacity=p.capacity[reps],
-        ramp=p.ramp[reps],
-        history_value=p.history_value[reps],
-        history_top_tier=p.history_top_tier[reps],
-        history_capacity=p.history_capacity[reps],
-    )
-
-
 def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
     """The components with candidates, largest first, when every lead with candidates can be
     assigned in them (else []).
@@ -615,7 +596,18 @@ def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
     for part in parts[np.argsort(-sizes[parts], kind="stable")]:
         leads, reps = np.flatnonzero(lead_label == part), np.flatnonzero(rep_label == part)
         pairs = np.flatnonzero(pair_label == part)
-        sub = _restricted(p, leads, reps, pairs)
+        sub = AssignmentProblem(
+            lead=np.searchsorted(leads, p.lead[pairs]),
+            rep=np.searchsorted(reps, p.rep[pairs]),
+            score=p.score[pairs],
+            lead_value=p.lead_value[leads],
+            top_tier=p.top_tier[leads],
+            capacity=p.capacity[reps],
+            ramp=p.ramp[reps],
+            history_value=p.history_value[reps],
+            history_top_tier=p.history_top_tier[reps],
+            history_capacity=p.history_capacity[reps],
+        )
         sub_terms = replace(
             terms,
             fair_share=terms.fair_share[reps],
@@ -1406,7 +1398,7 @@ class _Polish:
         while time.perf_counter() < deadline and not good_enough(self.choice):
             m = self._moves()
             if len(m["pair"]) == 0:
-                if self._exchange_held():
+                if self._insert_held() or self._exchange_held():
                     continue
                 break
             V, N = self.V, self.N
@@ -1481,7 +1473,7 @@ class _Polish:
             gains, l1, l2, ra, rb, j1, j2 = (np.concatenate(c) for c in zip(*cands, strict=True))
             good = np.flatnonzero(gains > 1e-9)
             if len(good) == 0:
-                if self._exchange_held():
+                if self._insert_held() or self._exchange_held():
                     continue
                 break
             touched = np.zeros(p.n_reps, bool)
@@ -1500,6 +1492,25 @@ class _Polish:
                     self._apply(l2[k], j2[k], rb[k], ra[k])
         return self.choice
 
+    def _insert_held(self) -> bool:
+        """Give each held lead with a rep with room (moves can free one) its best such rep."""
+        p, placed = self.p, False
+        held = self.movable_pairs[self.choice[p.lead[self.movable_pairs]] < 0]
+        for j in held[self.used[p.rep[held]] < p.capacity[p.rep[held]]]:
+            lead, r = p.lead[j], p.rep[j]
+            if self.choice[lead] < 0 and self.used[r] < p.capacity[r]:
+                options = np.arange(p.lead_start[lead], p.lead_start[lead + 1])
+                options = options[self.used[p.rep[options]] < p.capacity[p.rep[options]]]
+                best = options[np.argmax(p.score[options])]
+                self.choice[lead] = best
+                self.used[p.rep[best]] += 1
+                self.V[p.rep[best]] += p.lead_value[lead]
+                self.N[p.rep[best]] += float(p.top_tier[lead])
+                placed = True
+        if placed:
+            self.lo, self.hi, self.top_cap, self.quota = self.t.limits(self.V.sum(), self.N.sum())
+        return placed
+
     def _exchange_held(self) -> bool:
         """Apply the best exchange of a held lead for an assigned lead of one of its reps (held
         instead), if one gains. When capacity is short, which leads are held decides the
@@ -1517,6 +1528,10 @@ class _Polish:
         count = np.searchsorted(at, p.rep[pairs], "right") - first
         pair = np.repeat(pairs, count)
         out = assigned[np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())]
+        # a lead is only held when every rep it could go to is full
+        room = self.used < p.capacity
+        could_move = np.bincount(p.lead, room[p.rep], p.n_leads) > 0
+        pair, out = pair[~could_move[out]], out[~could_move[out]]
         if len(pair) == 0:
             return False
         lead, r = p.lead[pair], p.rep[pair]

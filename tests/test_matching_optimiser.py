@@ -412,6 +412,28 @@ def test_the_local_search_chooses_which_lead_to_hold_when_capacity_is_short():
     assert model_value(problem, terms, polished) == pytest.approx(brute_force(problem, terms))
 
 
+def test_the_local_search_places_a_held_lead_where_a_move_made_room():
+    # Reps 0 and 1 have one slot each, rep 2 one more. Lead 2 is on rep 1 but is worth more on
+    # rep 2, so the local search moves it there; rep 1 then has room for held lead 1.
+    problem = AssignmentProblem(
+        lead=np.array([0, 1, 1, 2, 2]),
+        rep=np.array([0, 0, 1, 1, 2]),
+        score=np.array([1.0, 1.0, 1.0, 0.5, 1.0]),
+        lead_value=np.ones(3),
+        top_tier=np.zeros(3, bool),
+        capacity=np.array([1, 1, 1]),
+        ramp=np.zeros(3, bool),
+        history_value=np.zeros(3),
+        history_top_tier=np.zeros(3),
+        history_capacity=np.zeros(3),
+    )
+    terms = FairnessTerms.of(problem, OFF)
+    polished = _Polish(problem, terms, np.array([0, -1, 3]), np.ones(3, bool)).run(
+        np.inf, lambda c: False
+    )
+    np.testing.assert_array_equal(polished, [0, 2, 4])
+
+
 def test_an_empty_problem_is_solved_trivially():
     problem = random_problem(0, n=3)
     empty = AssignmentProblem(
