@@ -98,6 +98,11 @@ _PRUNE_WIDTH = 5.0
 # Pricing stops when the dual at the LP's prices is within this share of the target gap of the
 # restricted LP.
 _PRICING_STOP = 0.1
+# A contested lead's columns in the first restricted LP: its best few pairs by the dual's
+# reduced score. A 25k-lead region at 100k x 500 gave 108k columns without a cap, 83k with 5:
+# first LP 32 s -> 18 s, and the re-solve after pricing then finished (with 3, the first LP
+# lacked so many pairs that pricing added 178k).
+_CONTESTED_COLUMNS = 5
 # The dual's slabs: a slab's widest lead has at most this many times the pairs of its
 # narrowest; a slab is split over the worker threads when each part has this many leads.
 _SLAB_GROWTH = 1.25
@@ -417,10 +422,11 @@ class _Run:
             # A lead is contested unless its best reduced score beats every rival by two
             # temperatures (smoothed probability above 0.88; pricing frees the few fixed
             # wrongly, and a wider margin left most leads free at 20k x 200), and at least
-            # contested_share of the leads are. A contested lead starts with the pairs within
-            # 3 temperatures of its best; pricing adds any other that the LP wants.
+            # contested_share of the leads are. A contested lead starts with its pairs within
+            # 3 temperatures of its best, at most _CONTESTED_COLUMNS of them; pricing adds any
+            # other that the LP wants.
             fixed = _fix_by_margin(p, guide, opt.contested_share, 2 * duals.eps)
-            columns = _near_best(p, guide, fixed < 0, 3 * duals.eps)
+            columns = _near_best(p, guide, fixed < 0, 3 * duals.eps, _CONTESTED_COLUMNS)
             method = "dual+lp"
             phases["dual"] = time.perf_counter() - clock
         else:
@@ -745,10 +751,14 @@ def _priced_out(p: AssignmentProblem, lp: _Model) -> np.ndarray:
 
 
 def _near_best(
-    p: AssignmentProblem, reduced: np.ndarray, leads: np.ndarray, within: float
+    p: AssignmentProblem,
+    reduced: np.ndarray,
+    leads: np.ndarray,
+    within: float,
+    most: int | None = None,
 ) -> np.ndarray:
     """Pairs of ``leads`` whose reduced score is within ``within`` of the lead's best (at
-    least its two best)."""
+    least its two best, at most its ``most`` best)."""
     has = np.diff(p.lead_start) > 0
     best = np.full(p.n_leads, np.inf)
     best[has] = np.maximum.reduceat(reduced, p.lead_start[:-1][has])
@@ -756,6 +766,8 @@ def _near_best(
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - p.lead_start[p.lead[order]]
     near = (reduced >= best[p.lead] - within) | (rank < 2)
+    if most is not None:
+        near &= rank < most
     return np.flatnonzero(near & leads[p.lead])
 
 
