@@ -501,3 +501,25 @@ def test_the_repair_mip_runs_only_when_the_local_search_misses_the_target(monkey
     solution = optimiser_.solve(problem)
     assert len(mips) >= 1 and mips[0] < len(problem.lead)  # over the fractional leads only
     assert solution.gap <= 1e-3
+
+
+def test_a_contested_lead_starts_with_its_best_few_pairs_near_its_best():
+    # lead 0 has five pairs close to its best and one far below; lead 1 has only far ones
+    problem = AssignmentProblem(
+        lead=np.array([0, 0, 0, 0, 0, 0, 1, 1, 1]),
+        rep=np.array([0, 1, 2, 3, 4, 5, 0, 1, 2]),
+        score=np.ones(9),
+        lead_value=np.ones(2),
+        top_tier=np.zeros(2, bool),
+        capacity=np.full(6, 2),
+        ramp=np.zeros(6, bool),
+        history_value=np.zeros(6),
+        history_top_tier=np.zeros(6),
+        history_capacity=np.zeros(6),
+    )
+    reduced = np.array([1.0, 0.95, 0.9, 0.97, 0.92, 0.1, 1.0, 0.2, 0.1])
+    both = np.ones(2, bool)
+    near = optimiser._near_best(problem, reduced, both, within=0.2)
+    assert near.tolist() == [0, 1, 2, 3, 4, 6, 7]  # lead 1 keeps its two best however far
+    assert optimiser._near_best(problem, reduced, both, 0.2, most=3).tolist() == [0, 1, 3, 6, 7]
+    assert optimiser._near_best(problem, reduced, np.array([False, True]), 0.2).tolist() == [6, 7]
