@@ -78,8 +78,9 @@ _MAX_CONTESTED = 1.0
 _SWAP_PARTNERS = 8
 # Exchanges of a held lead for an assigned one that the local search scores exactly per round.
 _EXCHANGE_TRIES = 16
-# Time given to the MIP over the fractional leads (on 2,000 x 50 days from four simulator
-# seeds, 0.3 s left two at gaps of 1.3e-3 and 1.0e-3, which 0.6 s brought to 5.7e-4, 7.8e-4).
+# Time given to the MIP over the fractional leads when the local search misses the target (on
+# 2,000 x 50 days from four simulator seeds, 0.3 s left two at gaps of 1.3e-3 and 1.0e-3,
+# which 0.6 s brought to 5.7e-4, 7.8e-4; on a slower day of the same machine that took 1.0 s).
 _REPAIR_SECONDS = 0.6
 # Shares of the time limit: the dual may use the first, the LP stops to leave the second.
 _DUAL_SHARE = 0.4
