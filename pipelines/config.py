@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from features.config import FeatureConfig
 from matching.config import MatchingConfig
@@ -94,6 +95,16 @@ class LeadmatchConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: int = Field(0, description="Seed for everything random outside the model slice.")
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "The team's clock, an IANA time-zone name (e.g. Asia/Shanghai, Europe/Berlin). "
+            "Timestamps with a zone offset in the data (2024-03-01T09:00:00Z, "
+            "2024-03-01 17:00+08:00) are converted to it; timestamps without one are taken as "
+            "already in it. Midnight of the run date, the first-contact SLA and the scheduled "
+            "run's date are all counted on this clock."
+        ),
+    )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
@@ -101,6 +112,18 @@ class LeadmatchConfig(BaseModel):
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     paths: Paths = Field(default_factory=Paths)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{name!r} is not an IANA time-zone name; write e.g. UTC, Asia/Shanghai or "
+                "America/New_York"
+            ) from None
+        return name
 
     def digest(self) -> str:
         """A short, stable hash of the whole configuration (logged with every run)."""
