@@ -74,6 +74,8 @@ class Assignments(pa.DataFrameModel):
     """Assignment history and current ownership: one row per (lead, rep) hand-over.
 
     A lead may have several rows (it was reassigned) but at most one ``open`` row.
+    ``reclaimable`` (optional, true/false): whether an open lead may be taken back from its rep
+    after the first-contact SLA (e.g. false for late-stage deals); absent means true.
     """
 
     lead_id: Series[str] = pa.Field()
@@ -84,6 +86,7 @@ class Assignments(pa.DataFrameModel):
     closed_at: Series[pd.Timestamp] = pa.Field(nullable=True)
     deal_value: Series[float] = pa.Field(nullable=True, ge=0)
     propensity: Series[float] | None = pa.Field(nullable=True, gt=0, le=1)
+    reclaimable: Series[bool] | None = pa.Field()
 
     class Config:
         coerce = True
@@ -232,13 +235,19 @@ _DATE_COLUMNS = {
 }
 
 
-_BOOL_COLUMNS = {"reps": ["active"], "availability": ["available"]}
+_BOOL_COLUMNS = {
+    "reps": ["active"],
+    "availability": ["available"],
+    "assignments": ["reclaimable"],
+}
 _INT_COLUMNS = {
     "reps": ["daily_capacity", "max_open_leads"],
     "availability": ["capacity"],
     "leads": ["company_size"],
 }
 _FLOAT_COLUMNS = {"leads": ["expected_value"], "assignments": ["deal_value", "propensity"]}
+# Yes/no columns whose empty cells have a meaning of their own.
+_BOOL_WHEN_EMPTY = {("assignments", "reclaimable"): True}
 _TRUE = {"true", "t", "yes", "y", "1", "1.0", "是", "active", "available"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0", "否", "inactive", "absent"}
 
@@ -308,6 +317,9 @@ def _parse_values(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
             parsed = pd.Series(pd.NA, index=frame.index, dtype="boolean")
             parsed[text.isin(_TRUE).fillna(False)] = True
             parsed[text.isin(_FALSE).fillna(False)] = False
+            default = _BOOL_WHEN_EMPTY.get((table, column))
+            if default is not None:
+                parsed = parsed.mask(text.isna(), default)
             found.append(
                 _rows(table, parsed.isna(), frame, column, "true/false (also yes/no, 1/0)")
             )
