@@ -18,13 +18,30 @@ from matching.day import Day
 from matching.eligibility import Cause
 from matching.fairness import Window
 
-REASONS: dict[str, str] = {
+
+@dataclass(frozen=True)
+class Plural:
+    """A template whose wording follows a count parameter: ``one`` when ``params[count]`` is 1,
+    ``other`` otherwise (a count that is not a number, e.g. "several", takes ``other``)."""
+
+    count: str
+    one: str
+    other: str
+
+    def pick(self, params: Mapping[str, object]) -> str:
+        value = params.get(self.count)
+        return self.one if isinstance(value, int | float) and value == 1 else self.other
+
+
+Template = str | Plural
+
+REASONS: dict[str, Template] = {
     "best_rep": "best expected win rate among available reps",
     "only_rep": "the only eligible rep",
     "pinned": "pinned to {rep_id} by a manager",
     "account_owner": "{rep_id} already handles account {account_id}",
     "no_rep_signal": "no reliable difference between reps: spreads lead value and load",
-    "capacity": "{rank_ordinal} choice: {best_rep_id} at capacity",
+    "capacity": "{rank_ordinal} choice: {best_rep_id} is at capacity",
     "value_share": "{rank_ordinal} choice: {best_rep_id} already has its fair share of lead value",
     "value_share_min": "{rank_ordinal} choice: brings {rep_id} up to its fair share of lead value",
     "new_rep_quota": "{rank_ordinal} choice: new-rep quota of top-tier leads",
@@ -32,10 +49,26 @@ REASONS: dict[str, str] = {
     "tradeoff": "{rank_ordinal} choice: the better reps gain more on other leads",
     "round_robin": "round-robin turn",
     "weighted_round_robin": "capacity-weighted round-robin turn",
-    "reclaimed": "reclaimed from {previous_rep_id} after {days_without_contact} days without contact",
-    "hold_no_candidates": "held: no rep was scored for this lead",
-    "hold_no_eligible": "held: no eligible rep ({why})",
-    "hold_capacity": "held: all {n_eligible} eligible reps at capacity",
+    "reclaimed": Plural(
+        "days_without_contact",
+        "reclaimed from {previous_rep_id} after 1 day without contact",
+        "reclaimed from {previous_rep_id} after {days_without_contact} days without contact",
+    ),
+    "rep_left": "{previous_rep_id} has left the team",
+    "keep": Plural(
+        "days_without_contact",
+        "stays with {rep_id}: no other rep can take it today; remind {rep_id} to make first "
+        "contact (1 day without contact)",
+        "stays with {rep_id}: no other rep can take it today; remind {rep_id} to make first "
+        "contact ({days_without_contact} days without contact)",
+    ),
+    "hold_no_candidates": "held for tomorrow: no rep was scored for this lead",
+    "hold_no_eligible": "held for tomorrow: no eligible rep ({why})",
+    "hold_capacity": Plural(
+        "n_eligible",
+        "held for tomorrow: the only eligible rep is at capacity",
+        "held for tomorrow: all {n_eligible} eligible reps are at capacity",
+    ),
 }
 """English templates by reason code; parameters in braces come from ``reason_params``."""
 
@@ -52,6 +85,9 @@ CAUSES: dict[str, str] = {
 }
 """English phrases for the causes counted in ``why`` (hold_no_eligible)."""
 
+REP_PARAMS = ("rep_id", "best_rep_id", "previous_rep_id")
+"""The reason parameters that name a rep (rendered with the rep's name when one is given)."""
+
 
 def english_ordinal(n: int) -> str:
     """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
@@ -63,37 +99,57 @@ def english_ordinal(n: int) -> str:
 class ReasonCatalogue:
     """Reason templates of one language.
 
-    templates: by reason code; causes: by :class:`~matching.eligibility.Cause` label (with
-    ``{n}``), joined into ``{why}``; ordinal: renders ``{rank_ordinal}`` from ``rank``.
+    templates: by reason code (a :class:`Plural` where the wording follows a count); causes: by
+    :class:`~matching.eligibility.Cause` label (with ``{n}``), joined into ``{why}``; ordinal:
+    renders ``{rank_ordinal}`` from ``rank``.
     """
 
-    templates: Mapping[str, str]
+    templates: Mapping[str, Template]
     causes: Mapping[str, str]
     ordinal: Callable[[int], str]
     separator: str = "; "
     list_separator: str = ", "
 
-    def render(self, codes: Sequence[str], params: Mapping[str, object]) -> str:
-        """The sentence for ``codes`` (in order) with ``params``."""
+    def render(
+        self,
+        codes: Sequence[str],
+        params: Mapping[str, object],
+        names: Mapping[str, str] | None = None,
+    ) -> str:
+        """The sentence for ``codes`` (in order) with ``params``; ``names`` (rep id -> how to
+        call the rep) replaces the rep ids of :data:`REP_PARAMS`."""
         values = dict(params)
+        if names:
+            for key in REP_PARAMS:
+                if key in values:
+                    values[key] = names.get(str(values[key]), values[key])
         if "rank" in values:
             values["rank_ordinal"] = self.ordinal(int(values["rank"]))
         if "causes" in values:
             values["why"] = self.list_separator.join(
                 self.causes[c].format(n=n) for c, n in dict(values["causes"]).items()
             )
-        return self.separator.join(self.templates[c].format(**values) for c in codes)
+        return self.separator.join(self._template(c, values).format(**values) for c in codes)
+
+    def _template(self, code: str, values: Mapping[str, object]) -> str:
+        template = self.templates[code]
+        return template.pick(values) if isinstance(template, Plural) else template
 
 
 ENGLISH = ReasonCatalogue(templates=REASONS, causes=CAUSES, ordinal=english_ordinal)
 
 
-def render(assignments: pd.DataFrame, catalogue: ReasonCatalogue = ENGLISH) -> pd.Series:
+def render(
+    assignments: pd.DataFrame,
+    catalogue: ReasonCatalogue = ENGLISH,
+    names: Mapping[str, str] | None = None,
+) -> pd.Series:
     """The reason column of ``assignments`` rendered again with ``catalogue`` (e.g. a
-    translation), from its reason_code and reason_params columns."""
+    translation), from its reason_code and reason_params columns; ``names`` maps rep ids to
+    how the sentence calls each rep (e.g. its name)."""
     return pd.Series(
         [
-            catalogue.render(code.split(";"), json.loads(params))
+            catalogue.render(code.split(";"), json.loads(params), names)
             for code, params in zip(
                 assignments["reason_code"], assignments["reason_params"], strict=True
             )

@@ -84,7 +84,7 @@ def test_the_optimum_trades_a_small_loss_for_a_larger_gain():
     second = optimum.loc["L0"]
     assert (second["rank_for_lead"], second["best_rep_id"]) == (2, "R0")
     assert second["uplift_lost"] == pytest.approx(0.05)
-    assert second["reason"] == "2nd choice: R0 at capacity"
+    assert second["reason"] == "2nd choice: R0 is at capacity"
     assert second["binding"] == "capacity:R0"
 
 
@@ -192,10 +192,10 @@ def test_every_held_lead_says_why():
     config = NO_FAIRNESS.model_copy(update={"eligibility": EligibilityRules(region=True)})
     rows = by_lead(match(candidates, leads, reps, config))
     assert rows["action"].tolist() == ["assign", "assign", "hold", "hold", "hold"]
-    assert rows.loc["L2", "reason"] == "held: all 2 eligible reps at capacity"
+    assert rows.loc["L2", "reason"] == "held for tomorrow: all 2 eligible reps are at capacity"
     assert rows.loc["L2", "binding"] == "capacity:R0;capacity:R1"
-    assert rows.loc["L3", "reason"] == "held: no rep was scored for this lead"
-    assert rows.loc["L4", "reason"] == "held: no eligible rep (2 in another region)"
+    assert rows.loc["L3", "reason"] == "held for tomorrow: no rep was scored for this lead"
+    assert rows.loc["L4", "reason"] == "held for tomorrow: no eligible rep (2 in another region)"
     assert json.loads(rows.loc["L4", "reason_params"]) == {"causes": {"region": 2}}
     assert rows.loc["L4", "tier"] in {"A", "B", "C"}  # held leads keep a tier
 
