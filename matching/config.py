@@ -126,8 +126,9 @@ class TopTierCap(_Slice):
         gt=0,
         le=1,
         description=(
-            "Maximum share of the window's top-tier leads any one rep receives (cannot hold "
-            "with fewer than 1 / max_share reps working)."
+            "Maximum share of the window's top-tier leads any one rep receives. With fewer "
+            "than 1 / max_share reps working it cannot hold, and the cap is an even split "
+            "instead (1 / working reps), so a small team is not held back from its best leads."
         ),
     )
     penalty: float = Field(

@@ -217,7 +217,8 @@ class FairnessTerms:
             cap_on=tc.enabled and has_top and problem.n_reps > 0,
             band=vs.band,
             min_share=nq.min_share,
-            max_share=tc.max_share,
+            # a cap below an even split cannot hold: it would only hold back top-tier leads
+            max_share=max(tc.max_share, 1.0 / problem.n_reps) if problem.n_reps else tc.max_share,
             fair_share=fair_share,
             value_penalty=vs.penalty,
             ramp_penalty=nq.penalty * kappa,
