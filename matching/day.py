@@ -145,7 +145,7 @@ def prepare(
         _check_pins(pins, eligibility, lead_index, rep_index, lead, rep)
 
     capacity = effective_capacity(reps)
-    value = _lead_values(leads, config, notes)
+    value = lead_values(leads, config, notes)
     baseline = _baselines(lead, rep, p, cause, capacity, len(leads), config)
     lead_value = np.nan_to_num(value * baseline)
     tier = _tiers(value * baseline, config.tier_quantiles)
@@ -238,7 +238,11 @@ def _check_pins(
         )
 
 
-def _lead_values(leads: pd.DataFrame, config: MatchingConfig, notes: list[str]) -> np.ndarray:
+def lead_values(
+    leads: pd.DataFrame, config: MatchingConfig, notes: list[str] | None = None
+) -> np.ndarray:
+    """(n,) value(l) of each row of ``leads``: 1 for conversions, else expected_value with
+    missing values filled by the median of the known ones (said in ``notes`` when given)."""
     if config.objective == "conversions":
         return np.ones(len(leads))
     if "expected_value" not in leads:
@@ -250,9 +254,11 @@ def _lead_values(leads: pd.DataFrame, config: MatchingConfig, notes: list[str]) 
     if missing.any():
         median = float(np.median(value[~missing]))
         value = np.where(missing, median, value)
-        notes.append(
-            f"expected_value missing for {int(missing.sum())} lead(s): used the median {median:g}"
-        )
+        if notes is not None:
+            notes.append(
+                f"expected_value missing for {int(missing.sum())} lead(s): used the median "
+                f"{median:g}"
+            )
     return value
 
 

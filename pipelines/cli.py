@@ -239,7 +239,9 @@ def recommend(
             else "off (no reliable rep signal)",
         },
     )
-    console.print(f"wrote {summary.folder}/assignments.csv, rep_summary.csv and report.html")
+    console.print(
+        f"wrote {summary.folder}/assignments.csv, rep_summary.csv, left_out.csv and report.html"
+    )
 
 
 def _parse_date(text: str) -> str:

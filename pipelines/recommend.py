@@ -19,19 +19,12 @@ from prefect.cache_policies import NO_CACHE
 from features.daily import LeadPool, leads_to_place, rep_day, snapshot
 from features.schemas import CrmData
 from matching import MatchResult, candidate_pairs, match
-from matching.fairness import SoftViolation
+from matching.summary import ManagerPlan, fairness_costs, manager_plan, plan_worth
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
-from pipelines.outputs import (
-    ASSIGNMENT_COLUMNS,
-    REP_SUMMARY_COLUMNS,
-    ZH_HEADERS,
-    chinese_reasons,
-    localise,
-    write_csv,
-)
-from pipelines.report import RecommendSummary, RunReport, render_report
+from pipelines.outputs import read_plan_csv, write_plan
+from pipelines.report import RecommendSummary, RunReport, write_report
 from pipelines.tracking import (
     CHAMPION,
     REGISTERED_MODEL,
@@ -56,6 +49,7 @@ class Champion:
     version: str
     rep_signal_used: bool
     rep_signal: str
+    rep_signal_figures: dict[str, object] | None = None
 
 
 @task(cache_policy=NO_CACHE)
@@ -102,7 +96,9 @@ def load_champion(config: LeadmatchConfig) -> Champion:
             f"the champion model (version {version.version}) cannot be loaded: {err}. Retrain with `leadmatch train`."
         ) from err
     signal = model.rep_signal
-    return Champion(model, str(version.version), signal.has_signal, signal.summary())
+    return Champion(
+        model, str(version.version), signal.has_signal, signal.summary(), signal.to_dict()
+    )
 
 
 def score_pairs(
@@ -145,22 +141,23 @@ def window_history(out: Path, day: pd.Timestamp, days: int, objective: str) -> p
     when no earlier run exists.
     """
     rows = []
-    english = {v: k for k, v in ZH_HEADERS.items()}
     for back in range(1, days + 1):
         folder = out / f"{day - pd.Timedelta(days=back):%Y-%m-%d}"
         if not (folder / "assignments.csv").is_file():
             continue
-        asg = pd.read_csv(folder / "assignments.csv", encoding="utf-8-sig").rename(columns=english)
-        reps = pd.read_csv(folder / "rep_summary.csv", encoding="utf-8-sig").rename(columns=english)
-        placed = asg.loc[asg["rep_id"].notna()]
-        worth = placed["p_baseline"] * (
-            placed["expected_value"].fillna(0) if objective == "expected_value" else 1.0
-        )
+        asg = read_plan_csv(folder / "assignments.csv")
+        reps = read_plan_csv(folder / "rep_summary.csv")
+        placed = asg.loc[asg["action"].isin(["assign", "reassign"])]
+        baseline = placed["lead_win_chance_pct"] / 100
+        worth = baseline
+        if objective == "expected_value":
+            chance = placed["rep_win_chance_pct"].fillna(placed["lead_win_chance_pct"]) / 100
+            worth = placed["expected_revenue"].fillna(0) / chance * baseline
         rows.append(
             pd.DataFrame(
                 {
                     "rep_id": placed["rep_id"].astype(str),
-                    "value_received": worth,
+                    "value_received": worth.fillna(0.0),
                     "top_tier_received": (placed["tier"] == "A").astype(float),
                     "capacity_days": 0.0,
                 }
@@ -197,61 +194,6 @@ def account_owners(data: CrmData) -> pd.DataFrame | None:
     return owned[["account_id", "rep_id"]].astype(str).reset_index(drop=True)
 
 
-def manager_tables(
-    match: MatchResult, leads: pd.DataFrame, reps_today: pd.DataFrame, run_date: str, lang: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``assignments.csv`` and ``rep_summary.csv`` as managers read them (sorted, localised)."""
-    names = reps_today.set_index("rep_id")["name"]
-    previous = leads.set_index("lead_id")["previous_rep_id"]
-    asg = match.assignments
-    previous_rep = asg["lead_id"].map(previous)
-    reclaimed = previous_rep.notna() & (asg["action"] == "assign")
-    asg = asg.assign(
-        previous_rep_id=previous_rep,
-        action=asg["action"].mask(reclaimed, "reassign"),
-        run_date=run_date,
-        rep_name=asg["rep_id"].map(names),
-        _held=asg["rep_id"].isna(),
-        _tier=asg["tier"].map({"A": 0, "B": 1, "C": 2}),
-    ).sort_values(["_held", "rep_id", "_tier", "lead_id"], kind="stable")
-    reasons_zh = chinese_reasons(asg) if lang == "zh" else None
-    asg = asg[ASSIGNMENT_COLUMNS].reset_index(drop=True)
-    summary = reps_today[["rep_id", "name", "team", "available", "open_load"]].merge(
-        match.rep_summary, on="rep_id", how="left"
-    )
-    summary = summary.assign(
-        rep_name=summary["name"],
-        capacity_used=summary["capacity_use"].fillna(0.0),
-        value_share=summary["window_value_share"].fillna(0.0),
-        share_vs_fair=summary["window_value_share"].fillna(0.0) - summary["fair_share"],
-        open_load_after=summary["open_load"] + summary["assigned"],
-    )[REP_SUMMARY_COLUMNS]
-    summary = summary.sort_values("rep_id", kind="stable").reset_index(drop=True)
-    return localise(asg, lang, reasons_zh=reasons_zh), localise(summary, lang)
-
-
-def tier_by_tenure(
-    assignments: pd.DataFrame, reps_today: pd.DataFrame, ramp_days: int
-) -> pd.DataFrame:
-    """Top-tier leads placed today per tenure group (ramp-up, 1 year, longer)."""
-    tenure = reps_today.set_index("rep_id")["tenure_days"]
-    bands = pd.cut(
-        tenure,
-        [-1, ramp_days, 365, np.inf],
-        labels=[f"< {ramp_days} days", "to 1 year", "over 1 year"],
-    )
-    top = assignments.loc[(assignments["tier"] == "A") & assignments["rep_id"].notna(), "rep_id"]
-    counts = top.map(bands).value_counts().reindex(bands.cat.categories, fill_value=0)
-    total = max(int(counts.sum()), 1)
-    return pd.DataFrame(
-        {
-            "group": counts.index.astype(str),
-            "top_tier_leads": counts.to_numpy(),
-            "share": counts.to_numpy() / total,
-        }
-    )
-
-
 @flow(name="recommend")
 def recommend_flow(
     data: Path,
@@ -274,7 +216,19 @@ def recommend_flow(
         max_age_days=config.recommend.max_lead_age_days,
     )
     reps_today = rep_day(state, day)
-    fair, round_robin, n_pairs = match_leads(state, champion, pool, reps_today, day, out, config)
+    fair, round_robin, n_pairs, rule_costs = match_leads(
+        state, champion, pool, reps_today, day, out, config
+    )
+    plan = manager_plan(
+        fair,
+        round_robin,
+        pool.leads,
+        reps_today,
+        config.matching,
+        run_date=f"{day:%Y-%m-%d}",
+        window_days=config.recommend.fairness_window_days,
+        rule_costs=rule_costs,
+    )
     summary = RecommendSummary(
         folder=out / f"{day:%Y-%m-%d}",
         run_date=f"{day:%Y-%m-%d}",
@@ -282,13 +236,13 @@ def recommend_flow(
         held=fair.diagnostics.n_held,
         reclaimed=pool.n_reclaimed,
         too_old=pool.too_old,
-        expected_wins=fair.diagnostics.expected_wins,
-        expected_wins_round_robin=round_robin.diagnostics.expected_wins,
+        expected_wins=plan_worth(fair.assignments, rep_signal=plan.rep_signal),
+        expected_wins_round_robin=plan_worth(round_robin.assignments, rep_signal=plan.rep_signal),
         price_of_fairness=fair.diagnostics.price_of_fairness,
         model_version=champion.version,
         rep_signal_used=champion.rep_signal_used,
     )
-    write_outputs(fair, summary, champion, pool.leads, reps_today, config, lang)
+    write_outputs(plan, summary, champion, fair, n_pairs, lang)
     log_recommendation(fair, summary, config, n_pairs)
     return summary
 
@@ -302,8 +256,10 @@ def match_leads(
     day: pd.Timestamp,
     out: Path,
     config: LeadmatchConfig,
-) -> tuple[MatchResult, MatchResult, int]:
-    """Score the candidate pairs; match them with leadmatch, and with round-robin to compare."""
+) -> tuple[MatchResult, MatchResult, int, dict[str, float]]:
+    """Score the candidate pairs; match them with leadmatch, and with round-robin to compare.
+    Also what each fairness rule alone costs, when fairness costs enough to say
+    (:func:`matching.summary.fairness_costs`)."""
     leads = pool.leads
     owners = account_owners(state)
     candidates = candidate_pairs(leads, reps_today, config.matching, account_owners=owners)
@@ -333,61 +289,32 @@ def match_leads(
     round_robin = match(
         candidates, leads, reps_today, config.matching, policy="round_robin", **common
     )
-    return fair, round_robin, len(candidates)
-
-
-def violation_sentences(violations: list[SoftViolation]) -> list[str]:
-    """Each soft fairness constraint that did not hold, in words."""
-    words = {
-        "value_share_min": "{rep} received {size:.2f} {unit} less than the bottom of its fair band",
-        "value_share_max": "{rep} received {size:.2f} {unit} more than the top of its fair band",
-        "new_rep_quota": "reps in ramp-up are {size:.1f} {unit} short of their quota",
-        "top_tier_max": "{rep} holds {size:.1f} {unit} above the cap",
-    }
-    return [
-        words.get(v.constraint, "{rep}: {size:.2f} {unit} outside a fairness rule").format(
-            rep=v.rep_id or "the team", size=v.size, unit=v.unit
-        )
-        for v in violations
-    ]
+    costs = fairness_costs(candidates, leads, reps_today, config.matching, fair, **common)
+    return fair, round_robin, len(candidates), costs
 
 
 @task(cache_policy=NO_CACHE)
 def write_outputs(
-    fair: MatchResult,
+    plan: ManagerPlan,
     summary: RecommendSummary,
     champion: Champion,
-    leads: pd.DataFrame,
-    reps_today: pd.DataFrame,
-    config: LeadmatchConfig,
+    fair: MatchResult,
+    n_pairs: int,
     lang: str,
 ) -> Path:
-    """Write assignments.csv, rep_summary.csv and report.html atomically into the run's folder."""
-    assignments, rep_summary = manager_tables(fair, leads, reps_today, summary.run_date, lang)
-    english = (
-        rep_summary
-        if lang == "en"
-        else manager_tables(fair, leads, reps_today, summary.run_date, "en")[1]
-    )
-    diagnostics = fair.diagnostics
+    """Write the plan's CSVs (assignments, rep_summary, left_out) and report.html atomically
+    into the run's folder."""
     report = RunReport(
         summary=summary,
-        rep_signal=champion.rep_signal,
-        rep_summary=english,
-        tier_by_group=tier_by_tenure(
-            fair.assignments, reps_today, config.matching.fairness.new_rep_quota.ramp_days
-        ),
-        band=config.matching.fairness.value_share.band,
-        violations=violation_sentences(diagnostics.soft_violations),
-        solver=(
-            f"Optimiser: {diagnostics.status}, gap {diagnostics.gap:.1e}, "
-            f"{diagnostics.solve_seconds:.2f} s."
-        ),
+        plan=plan,
+        rep_signal=champion.rep_signal_figures,
+        solver_status=fair.diagnostics.status,
+        solver_gap=fair.diagnostics.gap,
+        candidate_pairs=n_pairs,
     )
     with atomic_directory(summary.folder) as tmp:
-        write_csv(assignments, tmp / "assignments.csv")
-        write_csv(rep_summary, tmp / "rep_summary.csv")
-        (tmp / "report.html").write_text(render_report(report), encoding="utf-8")
+        write_plan(plan, tmp, lang)
+        write_report(report, tmp / "report.html", lang)
     return summary.folder
 
 

@@ -1,19 +1,50 @@
-"""The one-page HTML report of a nightly run: self-contained, charts embedded as PNG."""
+"""The one-page HTML report of a nightly run, for the sales manager, in English or Chinese.
+
+Self-contained (no external resources) and byte-stable (no timings, no time stamps). Charts are
+inline SVG whose text is text, so the browser draws names and labels in any script with the
+reader's fonts; every name is escaped, so a rep called ``<b>&$x^2$`` shows as written.
+"""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from matching.summary import ACTIONS, FairnessNote, ManagerPlan
+from pipelines.outputs import LANGUAGES
+from pipelines.report_text import (
+    ACTION_TEXT,
+    GLOSSARY,
+    NOTES_ZH,
+    REPORT_HEADERS,
+    SOLVER_STATUS,
+    TEXT,
+)
+
+MAX_CHART_REPS = 60
+"""Charts show at most this many reps (those farthest from their fair share); the CSV has all."""
+MAX_LEFT_OUT_ROWS = 50
+"""The report lists at most this many leads left out for age; left_out.csv has all."""
+
 
 @dataclass(frozen=True)
 class RecommendSummary:
-    """The figures of one nightly run (what `leadmatch recommend` prints and the report shows)."""
+    """The figures of one nightly run (what `leadmatch recommend` prints and the report shows).
+
+    placed: leads given to a rep (assign and reassign); held: leads nobody can take today;
+    reclaimed: leads taken from a rep after the SLA (placed or kept); kept: reclaimed leads
+    that stay with their rep (no other rep had room); too_old: leads left out for age;
+    expected_wins / expected_wins_round_robin: sums of win chances of the placed leads (each
+    lead's round-robin chance when the rep signal is not used); price_of_fairness: expected
+    worth given up for fairness; notes: plain sentences on what the run could not do.
+    """
 
     folder: Path
     run_date: str
@@ -26,123 +57,597 @@ class RecommendSummary:
     price_of_fairness: float | None
     model_version: str
     rep_signal_used: bool
+    kept: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class RunReport:
-    """Everything the report shows: the run's ``summary``, the model's ``rep_signal`` sentence,
-    ``rep_summary`` (the columns of ``rep_summary.csv``) and ``tier_by_group`` (one row per
-    tenure group with ``group``, ``top_tier_leads``, ``share``)."""
+    """Everything the report shows: the run's ``summary``, the manager's ``plan``, the
+    rep-signal test's figures (``rep_signal``: RepSignal.to_dict(), or None), and the
+    optimiser's status, relative gap and candidate pairs (technical section only)."""
 
     summary: RecommendSummary
-    rep_signal: str
-    rep_summary: pd.DataFrame
-    tier_by_group: pd.DataFrame
-    band: float
-    violations: list[str] = field(default_factory=list)
-    solver: str = ""
+    plan: ManagerPlan
+    rep_signal: dict[str, object] | None = None
+    solver_status: str = ""
+    solver_gap: float = math.nan
+    candidate_pairs: int = 0
 
 
-def _png(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def write_report(report: RunReport, path: Path, lang: str) -> None:
+    """Write the report as ``path`` (UTF-8)."""
+    path.write_text(render_report(report, lang), encoding="utf-8")
 
 
-def _share_chart(report: RunReport):
-    from matplotlib.figure import Figure
-
-    reps = report.rep_summary.loc[report.rep_summary["available"]].sort_values("rep_id")
-    fig = Figure(figsize=(9, 3.2))
-    ax = fig.add_subplot()
-    x = range(len(reps))
-    fair = reps["fair_share"].to_numpy()
-    ax.bar(
-        x,
-        2 * report.band * fair,
-        bottom=(1 - report.band) * fair,
-        color="#dfe8f3",
-        width=0.9,
-        label="fair band",
-    )
-    ax.bar(x, reps["value_share"], color="#2f6db3", width=0.5, label="value share today")
-    ax.set_xticks(list(x), reps["rep_id"], rotation=90, fontsize=7)
-    ax.set_ylabel("share of expected value")
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title("Value share per rep against the fair band", fontsize=10)
-    fig.tight_layout()
-    return fig
+def render_report(report: RunReport, lang: str = "en") -> str:
+    """The report as one HTML page in ``lang`` ("en" or "zh")."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}: use en or zh")
+    return _Page(report, lang).html()
 
 
-def _tier_chart(report: RunReport):
-    from matplotlib.figure import Figure
+class _Page:
+    def __init__(self, report: RunReport, lang: str):
+        self.report = report
+        self.plan = report.plan
+        self.lang = lang
+        self.t = TEXT[lang]
 
-    fig = Figure(figsize=(4, 3.2))
-    ax = fig.add_subplot()
-    groups = report.tier_by_group
-    ax.bar(groups["group"].astype(str), groups["top_tier_leads"], color="#e0892b")
-    ax.set_ylabel("tier A leads today")
-    ax.set_title("Top-tier leads by tenure group", fontsize=10)
-    fig.tight_layout()
-    return fig
+    def say(self, key: str, **values: object) -> str:
+        """The text ``key`` with ``values`` filled in, escaped for HTML."""
+        return html.escape(self.t[key].format(**values))
 
+    def html(self) -> str:
+        plan = self.plan
+        title = self.say("title", date=plan.run_date)
+        body = "\n".join(
+            [
+                f"<h1>{title}</h1>",
+                f"<p>{self.say('intro')}</p>",
+                self.tiles(),
+                f"<p>{self.say('signal_on' if plan.rep_signal else 'signal_off')}</p>",
+                self.gain(),
+                self.actions(),
+                self.workload(),
+                self.shares(),
+                self.top_tier(),
+                self.fairness(),
+                self.reps_table(),
+                self.left_out(),
+                self.glossary(),
+                self.technical(),
+            ]
+        )
+        lang = "zh-CN" if self.lang == "zh" else "en"
+        return f"""<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{_CSS}</style></head><body>
+{body}
+</body></html>
+"""
 
-def render_report(report: RunReport) -> str:
-    """The report as one HTML page (no external resources)."""
-    run = report.summary
-    lift = run.expected_wins - run.expected_wins_round_robin
-    rel = lift / run.expected_wins_round_robin if run.expected_wins_round_robin else 0.0
-    esc = html.escape
-    signal_line = (
-        "The model found a reliable difference between reps; assignments use it."
-        if run.rep_signal_used
-        else "The history shows no reliable difference between reps: leads were shared to balance value "
-        "and load only, not by predicted win rate."
-    )
-    violations = (
-        "".join(f"<li>{esc(v)}</li>" for v in report.violations)
-        if report.violations
-        else "<li>None: every fairness rule held.</li>"
-    )
-    pof = "-" if run.price_of_fairness is None else f"{run.price_of_fairness:.2f} expected wins"
-    table = report.rep_summary[
-        [
-            "rep_id",
+    # --- figures in words ----------------------------------------------------------------------
+
+    def amount(self, value: float, signed: bool = False) -> str:
+        """An expected worth in the plan's unit: wins with one decimal, revenue whole."""
+        sign = "+" if signed else ""
+        if self.plan.gain.unit == "revenue":
+            return f"{value:{sign},.0f}"
+        return f"{value:{sign}.1f}"
+
+    def unit(self) -> str:
+        return self.t["unit_revenue" if self.plan.gain.unit == "revenue" else "unit_wins"]
+
+    def rep(self, rep_id: str | None) -> str:
+        if rep_id is None:
+            return ""
+        return self.plan.labels.get(str(rep_id), str(rep_id))
+
+    # --- sections ------------------------------------------------------------------------------
+
+    def tiles(self) -> str:
+        counts = self.plan.counts
+        gain = self.plan.gain
+        relative = "" if gain.relative is None else f" ({gain.relative:+.1%})"
+        worth_key = "tile_revenue" if gain.unit == "revenue" else "tile_wins"
+        tiles = [(f"tile_{action}", str(counts[action])) for action in ACTIONS]
+        tiles += [
+            ("tile_left_out", str(counts["left_out"])),
+            (worth_key, self.amount(gain.leadmatch)),
+            ("tile_gain", self.amount(gain.gain, signed=True) + relative),
+        ]
+        cells = "".join(
+            f'<div class="kpi">{self.say(key)}<b>{html.escape(value)}</b></div>'
+            for key, value in tiles
+        )
+        return f'<div class="kpis">{cells}</div>'
+
+    def gain(self) -> str:
+        gain = self.plan.gain
+        unit = self.unit()
+        relative = (
+            ""
+            if gain.relative is None
+            else self.t["gain_relative"].format(relative=f"{gain.relative:+.1%}")
+        )
+        head = self.say(
+            "gain_head",
+            theirs=f"{self.amount(gain.round_robin)} {unit}"
+            if self.lang == "en"
+            else f"{unit} {self.amount(gain.round_robin)}",
+            ours=f"{self.amount(gain.leadmatch)} {unit}"
+            if self.lang == "en"
+            else f"{unit} {self.amount(gain.leadmatch)}",
+            gain=self.amount(gain.gain, signed=True),
+            relative=relative,
+        )
+        small = 0.05 if gain.unit == "wins" else 0.0005 * max(gain.round_robin, 1.0)
+        if abs(gain.selection) < small:
+            short = gain.placed < gain.to_place or gain.placed_round_robin < gain.to_place
+            selection = "selection_same" if short else "selection_none"
+        else:
+            selection = "selection_short" if gain.selection > 0 else "selection_less"
+        if not gain.rep_signal:
+            matching = "matching_no_signal"
+        elif abs(gain.matching) < small:
+            matching = "matching_same"
+        else:
+            matching = "matching_more" if gain.matching > 0 else "matching_less"
+        parts = [
+            (
+                self.say("part_selection", value=self.part(gain.selection)),
+                self.say(selection, placed=gain.placed, to_place=gain.to_place),
+            ),
+            (self.say("part_matching", value=self.part(gain.matching)), self.say(matching)),
+        ]
+        items = "".join(f"<li><b>{part}</b> {why}</li>" for part, why in parts)
+        return f"<h2>{self.say('gain_title')}</h2>\n<p>{head}</p>\n<ul>{items}</ul>"
+
+    def part(self, value: float) -> str:
+        amount = "0" if value == 0 else self.amount(value, signed=True)
+        return f"{amount} {self.unit()}" if self.lang == "en" else f"{self.unit()} {amount}"
+
+    def actions(self) -> str:
+        counts = self.plan.counts
+        rows = "".join(
+            f"<tr><td>{html.escape(ACTION_TEXT[self.lang][a][0])}</td>"
+            f'<td class="num">{counts[a]}</td>'
+            f"<td>{html.escape(ACTION_TEXT[self.lang][a][1])}</td></tr>"
+            for a in ACTIONS
+        )
+        head = "".join(f"<th>{self.say(k)}</th>" for k in ("col_action", "col_count", "col_todo"))
+        return (
+            f"<h2>{self.say('actions_title')}</h2>\n"
+            f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        )
+
+    def chart_reps(self) -> pd.DataFrame:
+        reps = self.plan.rep_summary.loc[self.plan.rep_summary["available"]]
+        if len(reps) > MAX_CHART_REPS:
+            far = reps["share_gap_pts"].abs().fillna(0).sort_values(ascending=False, kind="stable")
+            reps = reps.loc[sorted(far.index[:MAX_CHART_REPS])]
+        return reps
+
+    def workload(self) -> str:
+        reps = self.chart_reps()
+        bars = [
+            _Bar(
+                label=self.rep(r.rep_id),
+                value=float(r.assigned),
+                stack=float(r.kept),
+                outline=float(r.capacity),
+                text=f"{r.assigned} / {r.capacity}" + (f" + {r.kept}" if r.kept else ""),
+            )
+            for r in reps.itertuples()
+        ]
+        legend = self.legend(
+            [("bar", "legend_assigned"), ("stack", "legend_kept"), ("outline", "legend_capacity")]
+        )
+        return self.chart_section("workload_title", "workload_note", bars, legend)
+
+    def shares(self) -> str:
+        reps = self.chart_reps()
+        band = self.plan.band
+        bars = [
+            _Bar(
+                label=self.rep(r.rep_id),
+                value=_num(r.value_share_pct),
+                band=(r.fair_share_pct * (1 - band), r.fair_share_pct * (1 + band)),
+                text=_pct(r.value_share_pct),
+            )
+            for r in reps.itertuples()
+        ]
+        legend = self.legend([("bar", "legend_share"), ("band", "legend_band")])
+        note = {"days": self.plan.window_days, "band": f"{band:.0%}"}
+        return self.chart_section("share_title", "share_note", bars, legend, note)
+
+    def top_tier(self) -> str:
+        reps = self.chart_reps()
+        bars = [
+            _Bar(
+                label=self.rep(r.rep_id),
+                value=float(r.tier_A),
+                mark=float(r.tier_A_in_proportion),
+                text=self.t["top_value"].format(n=r.tier_A, fair=r.tier_A_in_proportion),
+            )
+            for r in reps.itertuples()
+        ]
+        legend = self.legend([("top", "legend_top"), ("mark", "legend_proportion")])
+        per_rep = self.chart_section("top_title", "top_note", bars, legend, colour="top")
+        groups = self.plan.tier_by_tenure
+        tenure = [
+            _Bar(
+                label=self.t[f"tenure_{g.group}"].format(days=self.plan.ramp_days),
+                value=float(g.top_tier_leads),
+                mark=float(g.in_proportion),
+                text=self.t["top_value"].format(n=g.top_tier_leads, fair=g.in_proportion),
+            )
+            for g in groups.itertuples()
+        ]
+        by_tenure = f"<h3>{self.say('tenure_title')}</h3>\n" + _bar_chart(tenure, "top")
+        return per_rep + "\n" + by_tenure
+
+    def chart_section(
+        self,
+        title: str,
+        note: str,
+        bars: list[_Bar],
+        legend: str,
+        values: dict[str, object] | None = None,
+        colour: str = "bar",
+    ) -> str:
+        return (
+            f"<h2>{self.say(title)}</h2>\n<p>{self.say(note, **(values or {}))}</p>\n"
+            f"{legend}\n{_bar_chart(bars, colour)}"
+        )
+
+    def legend(self, items: Sequence[tuple[str, str]]) -> str:
+        keys = "".join(
+            f'<span class="key"><i class="sw {kind}"></i>{self.say(text)}</span>'
+            for kind, text in items
+        )
+        return f'<div class="legend">{keys}</div>'
+
+    def fairness(self) -> str:
+        plan = self.plan
+        lines = [self.fairness_line(note) for note in plan.fairness]
+        violations = [n for n in plan.fairness if not n.rule.startswith("cost:")]
+        if not violations:
+            lines.insert(0, self.say("fairness_ok"))
+        price = plan.price_of_fairness
+        if price is not None:
+            if price >= 0.05 if plan.gain.unit == "wins" else price > 0:
+                lines.append(
+                    self.say(
+                        "fairness_price",
+                        cost=self.amount(price),
+                        total=self.amount(plan.gain.leadmatch + price),
+                        unit=self.unit(),
+                    )
+                )
+            else:
+                lines.append(self.say("fairness_free"))
+        items = "".join(f"<li>{line}</li>" for line in lines)
+        return f"<h2>{self.say('fairness_title')}</h2>\n<ul>{items}</ul>"
+
+    def fairness_line(self, note: FairnessNote) -> str:
+        if note.rule.startswith("cost:"):
+            rule = note.rule.split(":", 1)[1]
+            return self.say(
+                "rule_cost",
+                n=note.n_reps,
+                rule=self.t[f"rule_name_{rule}"],
+                cost=self.amount(note.cost or 0.0),
+                total=self.amount(note.total or 0.0),
+                unit=self.unit(),
+            )
+        if note.rule == "top_tier_cap_unreachable":
+            return self.say(
+                "rule_top_tier_cap_unreachable",
+                n=note.n_reps,
+                limit=f"{note.limit:.0%}",
+                needed=math.ceil(1 / (note.limit or 1) - 1e-9),
+                even=f"{1 / max(note.n_reps or 1, 1):.0%}",
+            )
+        share = "-" if note.share is None else f"{note.share:.1%}"
+        return self.say(
+            f"rule_{note.rule}",
+            rep=self.rep(note.rep_id),
+            share=share,
+            limit=f"{note.limit or 0:.1%}",
+        )
+
+    def reps_table(self) -> str:
+        frame = self.plan.rep_summary.assign(
+            rep_name=[self.rep(r) for r in self.plan.rep_summary["rep_id"]]
+        )
+        columns = [
             "rep_name",
+            "rep_id",
             "capacity",
             "assigned",
+            "kept",
             "tier_A",
+            "tier_A_in_proportion",
             "expected_wins",
-            "value_share",
-            "fair_share",
+            "capacity_used_pct",
+            "value_share_pct",
+            "fair_share_pct",
+            "open_load_after",
         ]
-    ].to_html(index=False, float_format=lambda v: f"{v:.2f}", classes="reps", border=0)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>leadmatch {esc(run.run_date)}</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:16px;color:#222;max-width:1200px}}
-h1{{font-size:20px;margin:0 0 8px}} .kpis{{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0}}
-.kpi{{background:#f3f6fa;border-radius:6px;padding:8px 12px;min-width:120px}}
-.kpi b{{display:block;font-size:20px}} .charts{{display:flex;gap:8px;flex-wrap:wrap}}
-table.reps{{border-collapse:collapse;font-size:12px}} table.reps td,table.reps th{{padding:2px 6px;text-align:right}}
-details{{margin-top:8px}} p,li{{font-size:14px}}
-</style></head><body>
-<h1>Lead assignment for {esc(run.run_date)}</h1>
-<div class="kpis">
-<div class="kpi">placed<b>{run.placed}</b></div>
-<div class="kpi">held<b>{run.held}</b></div>
-<div class="kpi">reclaimed<b>{run.reclaimed}</b></div>
-<div class="kpi">expected wins<b>{run.expected_wins:.1f}</b></div>
-<div class="kpi">vs round-robin<b>{lift:+.1f} ({rel:+.1%})</b></div>
-<div class="kpi">price of fairness<b>{pof}</b></div>
-</div>
-<p>{esc(signal_line)} Model version {esc(run.model_version)}; {esc(report.rep_signal)}.
-{run.too_old} leads older than the maximum age were left out. {esc(report.solver)}</p>
-<div class="charts">
-<img alt="value share per rep against the fair band" src="data:image/png;base64,{_png(_share_chart(report))}">
-<img alt="top-tier leads by tenure group" src="data:image/png;base64,{_png(_tier_chart(report))}">
-</div>
-<h2 style="font-size:16px">Fairness rules that did not fully hold</h2><ul>{violations}</ul>
-<details><summary>Per-rep table</summary>{table}</details>
-</body></html>
+        formats = {
+            "tier_A_in_proportion": lambda v: f"{v:.1f}",
+            "expected_wins": lambda v: f"{v:.2f}",
+            "capacity_used_pct": _pct,
+            "value_share_pct": _pct,
+            "fair_share_pct": _pct,
+        }
+        return f"<h2>{self.say('reps_title')}</h2>\n" + self.table(frame, columns, formats)
+
+    def table(self, frame: pd.DataFrame, columns: list[str], formats: dict) -> str:
+        headers = REPORT_HEADERS[self.lang]
+        head = "".join(f"<th>{html.escape(headers[c])}</th>" for c in columns)
+        rows = []
+        for record in frame[columns].itertuples(index=False):
+            cells = []
+            for column, value in zip(columns, record, strict=True):
+                text = "" if _missing(value) else formats.get(column, str)(value)
+                numeric = isinstance(value, int | float) and not isinstance(value, bool)
+                css = ' class="num"' if numeric else ""
+                cells.append(f"<td{css}>{html.escape(text)}</td>")
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        return (
+            f'<table class="grid"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+
+    def left_out(self) -> str:
+        frame = self.plan.left_out
+        title = f"<h2>{self.say('left_out_title')}</h2>"
+        if frame.empty:
+            return f"{title}\n<p>{self.say('left_out_none')}</p>"
+        shown = frame.head(MAX_LEFT_OUT_ROWS).assign(
+            previous_rep_name=[
+                self.rep(r) if not _missing(r) else ""
+                for r in frame["previous_rep_id"].head(MAX_LEFT_OUT_ROWS)
+            ]
+        )
+        table = self.table(
+            shown,
+            ["lead_id", "created_at", "age_days", "previous_rep_name"],
+            {"created_at": lambda v: f"{v:%Y-%m-%d}"},
+        )
+        more = len(frame) - len(shown)
+        tail = f"<p>{self.say('left_out_more', n=more)}</p>" if more > 0 else ""
+        return f"{title}\n<p>{self.say('left_out_note')}</p>\n{table}{tail}"
+
+    def glossary(self) -> str:
+        low, high = self.plan.tier_quantiles
+        shares = {"top": f"{1 - high:.0%}", "next": f"{high - low:.0%}"}
+        blocks = []
+        present = {
+            "assignments.csv": set(self.plan.assignments.columns),
+            "rep_summary.csv": set(self.plan.rep_summary.columns),
+            "left_out.csv": set(self.plan.left_out.columns),
+        }
+        which = 0 if self.lang == "en" else 1
+        for name, columns in GLOSSARY.items():
+            items = []
+            for column, texts in columns.items():
+                if column not in present[name]:
+                    continue
+                shown = column if self.lang == "en" else _zh_header(column)
+                items.append(
+                    f"<tr><th><code>{html.escape(shown)}</code></th>"
+                    f"<td>{html.escape(texts[which].format(**shares))}</td></tr>"
+                )
+            blocks.append(
+                f'<h3>{html.escape(name)}</h3><table class="grid">{"".join(items)}</table>'
+            )
+        return (
+            f"<details><summary>{self.say('glossary_title')}</summary>\n"
+            + "\n".join(blocks)
+            + "</details>"
+        )
+
+    def technical(self) -> str:
+        report = self.report
+        rows = [("tech_model", report.summary.model_version)]
+        signal = report.rep_signal
+        if signal:
+            low, high = signal["interval_low"], signal["interval_high"]
+            verdict = "verdict_signal" if signal["verdict"] == "signal" else "verdict_none"
+            rows.append(
+                (
+                    "tech_signal",
+                    self.t["tech_signal_value"].format(
+                        verdict=self.t[verdict],
+                        gain=signal["gain"],
+                        relative=signal["relative_gain"],
+                        level=signal["level"],
+                        low=low,
+                        high=high,
+                        leads=signal["n_clusters"],
+                    ),
+                )
+            )
+        gap = report.solver_gap
+        status = SOLVER_STATUS[self.lang].get(report.solver_status, report.solver_status)
+        rows.append(
+            (
+                "tech_solver",
+                self.t["tech_solver_value"].format(
+                    status=status, gap="-" if _missing(gap) else f"{gap:.2%}"
+                ),
+            )
+        )
+        price = self.plan.price_of_fairness
+        rows.append(("tech_price", "-" if price is None else f"{price:.4f}"))
+        rows.append(("tech_pairs", f"{report.candidate_pairs:,}"))
+        # the plan's own note on the rep signal is said at the top of the page already
+        notes = [
+            n
+            for n in [*report.summary.notes, *self.plan.notes]
+            if n and not n.startswith("no reliable rep signal")
+        ]
+        if notes:
+            rows.append(("tech_notes", "; ".join(self.note(n) for n in notes)))
+        items = "".join(
+            f"<tr><th>{self.say(key)}</th><td>{html.escape(str(value))}</td></tr>"
+            for key, value in rows
+        )
+        return (
+            f"<details><summary>{self.say('technical_title')}</summary>"
+            f'<table class="grid">{items}</table></details>'
+        )
+
+    def note(self, text: str) -> str:
+        if self.lang == "en":
+            return text
+        for pattern, template in NOTES_ZH:
+            found = re.fullmatch(pattern, text)
+            if found:
+                return template.format(**found.groupdict())
+        return text
+
+
+def _zh_header(column: str) -> str:
+    from pipelines.outputs import ZH_HEADERS
+
+    return ZH_HEADERS.get(column, column)
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Bar:
+    """One row of a horizontal bar chart: ``value`` (then ``stack`` after it), an optional
+    shaded ``band`` (low, high), a tick ``mark`` and an ``outline`` box (e.g. capacity)."""
+
+    label: str
+    value: float
+    text: str
+    stack: float = 0.0
+    band: tuple[float, float] | None = None
+    mark: float | None = None
+    outline: float | None = None
+
+
+_LABEL_W, _PLOT_W, _TEXT_W, _ROW_H = 190, 480, 170, 22
+
+
+def _bar_chart(bars: list[_Bar], colour: str = "bar") -> str:
+    """Horizontal bars as inline SVG, one row per bar, labels and values as text."""
+    if not bars:
+        return ""
+    ends = [b.value + b.stack for b in bars]
+    ends += [b.band[1] for b in bars if b.band] + [b.mark for b in bars if b.mark is not None]
+    ends += [b.outline for b in bars if b.outline is not None]
+    top = max([e for e in ends if not _missing(e)] + [1e-9])
+
+    def x(value: float) -> float:
+        return _LABEL_W + _PLOT_W * (0.0 if _missing(value) else value) / top
+
+    rows = []
+    for k, bar in enumerate(bars):
+        y = 4 + k * _ROW_H
+        mid = y + _ROW_H / 2
+        label = html.escape(bar.label)
+        parts = [f"<title>{label}: {html.escape(bar.text)}</title>"]
+        if bar.band:
+            low, high = x(bar.band[0]), x(bar.band[1])
+            parts.append(
+                f'<rect class="band" x="{low:.1f}" y="{y + 1}" width="{high - low:.1f}" '
+                f'height="{_ROW_H - 2}"/>'
+            )
+        if bar.outline is not None:
+            parts.append(
+                f'<rect class="outline" x="{_LABEL_W}" y="{y + 4}" '
+                f'width="{x(bar.outline) - _LABEL_W:.1f}" height="{_ROW_H - 8}"/>'
+            )
+        parts.append(
+            f'<rect class="{colour}" x="{_LABEL_W}" y="{y + 5}" '
+            f'width="{x(bar.value) - _LABEL_W:.1f}" height="{_ROW_H - 10}"/>'
+        )
+        if bar.stack:
+            parts.append(
+                f'<rect class="stack" x="{x(bar.value):.1f}" y="{y + 5}" '
+                f'width="{x(bar.value + bar.stack) - x(bar.value):.1f}" height="{_ROW_H - 10}"/>'
+            )
+        if bar.mark is not None:
+            parts.append(
+                f'<line class="mark" x1="{x(bar.mark):.1f}" x2="{x(bar.mark):.1f}" '
+                f'y1="{y + 2}" y2="{y + _ROW_H - 2}"/>'
+            )
+        parts.append(
+            f'<text x="{_LABEL_W - 6}" y="{mid + 4:.1f}" text-anchor="end">'
+            f"{html.escape(_shorten(bar.label))}</text>"
+        )
+        parts.append(
+            f'<text x="{_LABEL_W + _PLOT_W + 6}" y="{mid + 4:.1f}">{html.escape(bar.text)}</text>'
+        )
+        rows.append(f"<g>{''.join(parts)}</g>")
+    width = _LABEL_W + _PLOT_W + _TEXT_W
+    height = 8 + len(bars) * _ROW_H
+    return (
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<line class="axis" x1="{_LABEL_W}" x2="{_LABEL_W}" y1="0" y2="{height}"/>'
+        + "".join(rows)
+        + "</svg>"
+    )
+
+
+def _shorten(label: str, width: int = 26) -> str:
+    """``label`` cut to about ``width`` columns (a wide CJK character counts two)."""
+    used, out = 0, []
+    for char in label:
+        used += 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        if used > width:
+            return "".join(out) + "…"
+        out.append(char)
+    return label
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _num(value: object) -> float:
+    return 0.0 if _missing(value) else float(value)
+
+
+def _pct(value: object) -> str:
+    """A percentage (already in percent) with one decimal; empty when missing."""
+    return "" if _missing(value) else f"{float(value):.1f}%"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC",
+"Microsoft YaHei",sans-serif;margin:16px;color:#222;max-width:1100px;line-height:1.45}
+h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:22px 0 6px} h3{font-size:15px}
+p,li,td,th,dd{font-size:14px}
+.kpis{display:flex;gap:10px;flex-wrap:wrap;margin:10px 0}
+.kpi{background:#f3f6fa;border-radius:6px;padding:8px 12px;min-width:110px;font-size:13px}
+.kpi b{display:block;font-size:21px}
+table.grid{border-collapse:collapse} table.grid td,table.grid th{padding:3px 8px;
+border-bottom:1px solid #e3e7ee;text-align:left;vertical-align:top} td.num{text-align:right}
+.legend{font-size:13px;margin:4px 0} .key{margin-right:16px;white-space:nowrap}
+.sw{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}
+.sw.bar,.chart .bar{background:#2f6db3;fill:#2f6db3}
+.sw.stack,.chart .stack{background:#9dbfe6;fill:#9dbfe6}
+.sw.top,.chart .top{background:#e0892b;fill:#e0892b}
+.sw.band,.chart .band{background:#dfe8f3;fill:#dfe8f3}
+.sw.outline{border:1.5px solid #555;height:8px;width:12px}
+.chart .outline{fill:none;stroke:#555;stroke-width:1.2}
+.sw.mark{border-left:3px solid #222;width:3px}
+.chart .mark{stroke:#222;stroke-width:3}
+.chart .axis{stroke:#999}
+.chart text{font-size:12px;fill:#222}
+.chart{max-width:100%;height:auto}
+details{margin-top:14px} summary{cursor:pointer;font-weight:600}
 """

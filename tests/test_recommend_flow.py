@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from html.parser import HTMLParser
 
-import pandas as pd
 import pytest
 
+from matching.summary import PlanAssignments
 from pipelines.config import LeadmatchConfig, TrackingConfig
 from pipelines.io import load_data_folder
-from pipelines.outputs import ASSIGNMENT_COLUMNS, ZH_HEADERS
+from pipelines.outputs import ZH_HEADERS, read_plan_csv
 from pipelines.recommend import RecommendError, recommend_flow
 from pipelines.train import train_flow
 
@@ -29,6 +28,8 @@ def trained(prefect_harness, small_folder, tmp_path_factory):
 
 
 RUN_DATE = "2025-05-06"
+# objective "conversions": no expected_revenue column
+ASSIGNMENT_COLUMNS = [c for c in PlanAssignments.to_schema().columns if c != "expected_revenue"]
 
 
 def test_recommend_writes_valid_files_that_respect_capacity_and_reclaim(
@@ -38,13 +39,14 @@ def test_recommend_writes_valid_files_that_respect_capacity_and_reclaim(
     folder = tmp_path / RUN_DATE
     assert sorted(p.name for p in folder.iterdir()) == [
         "assignments.csv",
+        "left_out.csv",
         "rep_summary.csv",
         "report.html",
     ]
     assert (folder / "assignments.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for Excel
 
-    asg = pd.read_csv(folder / "assignments.csv", encoding="utf-8-sig")
-    reps = pd.read_csv(folder / "rep_summary.csv", encoding="utf-8-sig")
+    asg = read_plan_csv(folder / "assignments.csv")
+    reps = read_plan_csv(folder / "rep_summary.csv")
     assert asg.columns.tolist() == ASSIGNMENT_COLUMNS
     assert asg["lead_id"].is_unique
     assert set(asg["action"]) <= {"assign", "reassign", "hold"}
@@ -65,15 +67,15 @@ def test_recommend_writes_valid_files_that_respect_capacity_and_reclaim(
     history = data.assignments.set_index("lead_id")
     assert history.loc[reassigned["lead_id"], "first_contact_at"].isna().all()
 
-    # The report is one self-contained page with its charts embedded.
-    images = _images(folder / "report.html")
-    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)
+    # The report is one self-contained page; its charts are inline SVG with text as text.
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert page.count("<svg") == 4 and "<img" not in page
 
 
-def test_rerun_gives_byte_identical_csvs(trained, small_folder, tmp_path):
+def test_rerun_gives_byte_identical_files(trained, small_folder, tmp_path):
     recommend_flow(small_folder, RUN_DATE, tmp_path / "a", trained)
     recommend_flow(small_folder, RUN_DATE, tmp_path / "b", trained)
-    for name in ("assignments.csv", "rep_summary.csv"):
+    for name in ("assignments.csv", "rep_summary.csv", "left_out.csv", "report.html"):
         assert (tmp_path / "a" / RUN_DATE / name).read_bytes() == (
             tmp_path / "b" / RUN_DATE / name
         ).read_bytes()
@@ -100,19 +102,3 @@ def test_dates_outside_the_data_and_missing_models_are_clear_errors(
     ):
         recommend_flow(small_folder, RUN_DATE, tmp_path, empty)
     assert not (tmp_path / RUN_DATE).exists()
-
-
-class _Images(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.sources: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.sources.append(dict(attrs)["src"])
-
-
-def _images(path) -> list[str]:
-    parser = _Images()
-    parser.feed(path.read_text(encoding="utf-8"))
-    return parser.sources

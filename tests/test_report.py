@@ -1,0 +1,260 @@
+"""report.html as the manager reads it: sections, tiles, the gain in words, fairness lines,
+the glossary, Chinese throughout, and names that cannot break the page or its charts."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from test_outputs import plan_of
+
+from matching import MatchingConfig
+from pipelines.outputs import ZH_HEADERS
+from pipelines.report import RecommendSummary, RunReport, render_report
+from pipelines.report_text import GLOSSARY
+
+SIGNAL = {
+    "verdict": "no reliable signal",
+    "gain": 0.0083,
+    "relative_gain": 0.0167,
+    "level": 0.95,
+    "interval_low": -0.0023,
+    "interval_high": 0.0187,
+    "n_clusters": 241,
+}
+
+
+def report_of(plan, **summary):
+    figures = dict(
+        folder=Path("out") / plan.run_date,
+        run_date=plan.run_date,
+        placed=plan.counts["assign"] + plan.counts["reassign"],
+        held=plan.counts["hold"],
+        reclaimed=plan.counts["reassign"],
+        too_old=0,
+        expected_wins=plan.gain.leadmatch,
+        expected_wins_round_robin=plan.gain.round_robin,
+        price_of_fairness=plan.price_of_fairness,
+        model_version="3",
+        rep_signal_used=plan.rep_signal,
+    )
+    return RunReport(
+        summary=RecommendSummary(**{**figures, **summary}),
+        plan=plan,
+        rep_signal=SIGNAL,
+        solver_status="optimal",
+        solver_gap=2e-5,
+        candidate_pairs=6,
+    )
+
+
+class _Text(HTMLParser):
+    """The page's visible text (style and title elements left out), and its tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.chunks: list[str] = []
+        self.tags: list[str] = []
+        self.headings: list[str] = []
+        self._skip = 0
+        self._heading = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._skip += tag in ("style", "title")
+        self._heading = tag in ("h1", "h2", "h3")
+        if self._heading:
+            self.headings.append("")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("style", "title")
+        self._heading = self._heading and tag not in ("h1", "h2", "h3")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.chunks.append(data)
+            if self._heading:
+                self.headings[-1] += data
+
+
+def parsed(page: str) -> _Text:
+    parser = _Text()
+    parser.feed(page)
+    return parser
+
+
+def words_of(page: str) -> str:
+    """The page's visible text with runs of white space made one space."""
+    return re.sub(r"\s+", " ", " ".join(parsed(page).chunks))
+
+
+# Three reps, one short of a lead, a reclaimed lead: every section has something to say.
+LEADS = {
+    "previous_rep_id": ["R2", None, None, None, None],
+    "days_without_contact": [4.0, None, None, None, None],
+}
+P = [[0.5, 0.4, None], [0.4, 0.5, 0.3], [0.3, 0.4, 0.5], [0.2, 0.3, 0.4], [0.6, 0.2, 0.1]]
+
+
+@pytest.fixture
+def plan():
+    return plan_of(P, [1, 1, 2], leads=LEADS)
+
+
+def test_the_english_report_has_its_sections_tiles_and_no_pictures_of_text(plan):
+    page = render_report(report_of(plan), "en")
+    text = parsed(page)
+    assert page.startswith('<!DOCTYPE html>\n<html lang="en">')
+    assert text.headings == [
+        "Lead plan for 2025-01-07",
+        "Where the expected gain over round-robin comes from",
+        "What each action asks of you",
+        "Workload today",
+        "Fair share of lead value",
+        "Top-tier (A) leads today",
+        "Top-tier leads by tenure",
+        "Fairness rules",
+        "Per rep",
+        "Leads left out for age",
+        "assignments.csv",
+        "rep_summary.csv",
+        "left_out.csv",
+    ]
+    words = " ".join(text.chunks)
+    for tile in ["assign (new leads)", "reassign", "keep, with a reminder", "hold for tomorrow"]:
+        assert tile in words
+    assert "img" not in text.tags and text.tags.count("svg") == 4
+    assert "Rep 0" in words and "Rep 2" in words  # names in the charts and tables
+    assert re.search(r"\d\.\d{4}(?!\d)", re.sub(r"Rep-signal test.*", "", words)) is None
+
+
+def test_the_glossary_explains_every_column_of_every_file(plan):
+    text = words_of(render_report(report_of(plan), "en"))
+    for name, frame in [
+        ("assignments.csv", plan.assignments),
+        ("rep_summary.csv", plan.rep_summary),
+        ("left_out.csv", plan.left_out),
+    ]:
+        for column in frame.columns:
+            assert column in GLOSSARY[name], (name, column)
+            assert (
+                GLOSSARY[name][column][0].split(":")[0][:30] in text
+                or "{" in GLOSSARY[name][column][0]
+            )
+    assert "A is the most valuable 20% of today's leads, B the next 30%" in text
+
+
+def test_the_gain_is_split_in_words():
+    # one slot, three leads: round-robin works the first to arrive, the plan the best
+    plan = plan_of([[0.2, 0.1], [0.3, 0.35], [0.9, 0.5]], [1, 0])
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "Round-robin on the same leads and reps would expect 0.2 wins; this plan expects" in text
+    assert (
+        "Which leads get worked today: +0.7 wins. Capacity is short: 1 of 3 leads can be "
+        "worked today." in text
+    )
+    # only one rep has room, so round-robin's pick and the plan's are the same rep
+    assert "Who works them: 0 wins. Reps differ, but today the reps with room do about" in text
+
+
+def test_a_plan_that_trades_which_leads_for_who_works_them_says_so(plan):
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "Which leads get worked today: -0.2 wins. The plan works leads that are a little" in text
+
+
+def test_without_rep_signal_the_matching_part_is_zero_and_says_why():
+    plan = plan_of(P, [1, 1, 2], leads=LEADS, rep_signal=False)
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "Who works them: 0 wins. Past results show no reliable difference between reps" in text
+    assert "the per-rep columns of assignments.csv are empty" in text
+
+
+def test_every_lead_worked_means_selection_adds_nothing():
+    plan = plan_of([[0.5, 0.4], [0.4, 0.5]], [1, 1])
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "Which leads get worked today: 0 wins. Both plans work every lead" in text
+
+
+def test_a_small_team_hears_when_the_top_tier_cap_cannot_hold_and_what_it_costs():
+    config = MatchingConfig(price_of_fairness=True)
+    plan = plan_of(P, [2, 2, 2], config=config, rule_costs={"top_tier_cap": 0.4})
+    text = words_of(render_report(report_of(plan), "en"))
+    assert (
+        "With 3 reps working, the cap of 25% of the top-tier leads per rep cannot hold (it "
+        "needs at least 4 reps), so the cap is an even split, 33% each." in text
+    )
+    assert (
+        f"With 3 reps, the top-tier cap holds back 0.4 of {plan.gain.leadmatch:.1f} expected wins."
+        in text
+    )
+
+
+def test_the_chinese_report_is_chinese_throughout(plan):
+    page = render_report(report_of(plan), "zh")
+    text = parsed(page)
+    assert page.startswith('<!DOCTYPE html>\n<html lang="zh-CN">')
+    assert text.headings[:4] == [
+        "2025-01-07 线索分配计划",
+        "相比轮流分配的预期提升从何而来",
+        "各项操作需要您做什么",
+        "今日工作量",
+    ]
+    words = " ".join(text.chunks)
+    for phrase in ["分配后在跟进线索数", "按容量应得A级", "暂缓到明天", "术语表", "技术细节"]:
+        assert phrase in words
+    for column in plan.assignments.columns:
+        assert ZH_HEADERS[column] in words
+    # what is left once ids, names, file names and units are taken out is not English
+    allowed = {"Rep", "R", "CRM", "CSV", "SLA", "A", "B", "C", "csv"}
+    leftovers = {w for w in re.findall(r"[A-Za-z]+", words) if w not in allowed}
+    leftovers -= {"assignments", "rep_summary", "left_out", "summary", "rep", "left", "out"}
+    assert leftovers == set()
+
+
+def test_names_with_html_or_tex_cannot_break_the_page_or_its_charts():
+    names = ["<b>Bo</b> & $x^2$", "</svg><script>alert(1)</script>", "王芳"]
+    plan = plan_of(P, [1, 1, 2], leads=LEADS, reps={"name": names})
+    for lang in ("en", "zh"):
+        page = render_report(report_of(plan), lang)
+        text = parsed(page)
+        assert "script" not in text.tags
+        assert "<b>Bo</b>" not in page and "&lt;b&gt;Bo&lt;/b&gt; &amp; $x^2$" in page
+        words = "".join(text.chunks)
+        assert "<b>Bo</b> & $x^2$" in words and "王芳" in words
+        for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):
+            ET.fromstring(svg)  # each chart is well-formed XML: the names did not break it
+
+
+def test_the_report_holds_no_timings_and_is_the_same_every_time(plan):
+    report = report_of(plan)
+    page = render_report(report, "en")
+    assert page == render_report(report, "en")
+    assert re.search(r"\d\s*(s|sec|seconds)\b", page) is None
+    assert "relative gap to the bound 0.00%" in page
+
+
+def test_an_unknown_language_is_refused(plan):
+    with pytest.raises(ValueError, match="unknown language 'fr': use en or zh"):
+        render_report(report_of(plan), "fr")
+
+
+def test_the_plan_lists_leads_left_out_for_age():
+    import pandas as pd
+
+    too_old = pd.DataFrame(
+        {
+            "lead_id": ["L9", "L8"],
+            "created_at": pd.to_datetime(["2024-11-02", "2024-10-01"]),
+            "age_days": [66, 98],
+            "previous_rep_id": pd.array(["R1", None], dtype="str"),
+        }
+    )
+    plan = plan_of(P, [1, 1, 2], leads=LEADS, too_old_leads=too_old)
+    assert plan.left_out["lead_id"].tolist() == ["L8", "L9"]
+    assert plan.counts["left_out"] == 2
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "L8 2024-10-01 98" in text
+    assert "Rep 1" in text
