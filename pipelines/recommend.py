@@ -19,7 +19,8 @@ from prefect.cache_policies import NO_CACHE
 from features.daily import LeadPool, leads_to_place, rep_day, snapshot
 from features.schemas import CrmData
 from matching import MatchResult, candidate_pairs, match
-from matching.summary import ManagerPlan, fairness_costs, manager_plan, plan_worth
+from matching.gain import plan_worth
+from matching.summary import ManagerPlan, fairness_costs, manager_plan
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder

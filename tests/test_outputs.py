@@ -12,14 +12,8 @@ import pytest
 from matching import MatchingConfig, match
 from matching.config import FairnessConstraints
 from matching.explain import ENGLISH
-from matching.summary import (
-    PlanAssignments,
-    manager_plan,
-    plan_worth,
-    rep_labels,
-    split_gain,
-    tier_by_tenure,
-)
+from matching.gain import plan_worth, split_gain
+from matching.summary import PlanAssignments, manager_plan, rep_labels, tier_by_tenure
 from pipelines.outputs import (
     CHINESE,
     EXCEL_CELL_LIMIT,
@@ -392,3 +386,12 @@ def test_plan_decimals_cover_every_float_column():
         if pd.api.types.is_float_dtype(frame[c])
     ]
     assert set(floats) <= set(PLAN_DECIMALS)
+
+
+def test_an_empty_day_gives_empty_valid_files(tmp_path):
+    plan = plan_of([], [1, 1])
+    assert plan.assignments.empty and len(plan.rep_summary) == 2
+    assert plan.gain.gain == 0 and plan.counts["hold"] == 0
+    write_plan(plan, tmp_path, "zh")
+    assert read_plan_csv(tmp_path / "assignments.csv").empty
+    assert read_plan_csv(tmp_path / "rep_summary.csv")["assigned"].tolist() == [0, 0]

@@ -258,3 +258,31 @@ def test_the_plan_lists_leads_left_out_for_age():
     text = words_of(render_report(report_of(plan), "en"))
     assert "L8 2024-10-01 98" in text
     assert "Rep 1" in text
+
+
+def _screenshot_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "screenshot_report.py"
+    spec = importlib.util.spec_from_file_location("screenshot_report", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_chromium_draws_the_report(plan, tmp_path, lang):
+    shots = _screenshot_module()
+    if shots.chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium fonts-noto-cjk)")
+    from PIL import Image
+
+    page = tmp_path / "report.html"
+    page.write_text(render_report(report_of(plan), lang), encoding="utf-8")
+    png = tmp_path / "report.png"
+    shots.screenshot(page, png, window=(1000, 1400))
+    image = Image.open(png).convert("L")
+    assert image.size == (1000, 1400)
+    # the page drew something dark in its top half (the title and the tiles), not a blank page
+    assert image.crop((0, 0, 1000, 700)).getextrema()[0] < 100
