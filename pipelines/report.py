@@ -225,7 +225,7 @@ class _Page:
         )
 
     def chart_reps(self) -> pd.DataFrame:
-        reps = self.plan.rep_summary.loc[self.plan.rep_summary["available"]]
+        reps = self.plan.rep_summary.loc[self.plan.rep_summary["capacity"] > 0]
         if len(reps) > MAX_CHART_REPS:
             far = reps["share_gap_pts"].abs().fillna(0).sort_values(ascending=False, kind="stable")
             reps = reps.loc[sorted(far.index[:MAX_CHART_REPS])]
@@ -246,7 +246,14 @@ class _Page:
         legend = self.legend(
             [("bar", "legend_assigned"), ("stack", "legend_kept"), ("outline", "legend_capacity")]
         )
-        return self.chart_section("workload_title", "workload_note", bars, legend)
+        section = self.chart_section("workload_title", "workload_note", bars, legend)
+        summary = self.plan.rep_summary
+        absent = summary.loc[summary["capacity"] == 0, "rep_id"]
+        if absent.empty:
+            return section
+        separator = "、" if self.lang == "zh" else ", "
+        names = separator.join(self.rep(r) for r in absent)
+        return f"{section}\n<p>{self.say('absent_reps', names=names)}</p>"
 
     def shares(self) -> str:
         reps = self.chart_reps()

@@ -124,11 +124,20 @@ def test_the_english_report_has_its_sections_tiles_and_no_pictures_of_text(plan)
         "left_out.csv",
     ]
     words = " ".join(text.chunks)
-    for tile in ["assign (new leads)", "reassign", "keep, with a reminder", "hold for tomorrow"]:
+    for tile in ["assign", "reassign", "keep (remind)", "hold (tomorrow)", "too old"]:
         assert tile in words
     assert "img" not in text.tags and text.tags.count("svg") == 4
     assert "Rep 0" in words and "Rep 2" in words  # names in the charts and tables
     assert re.search(r"\d\.\d{4}(?!\d)", re.sub(r"Rep-signal test.*", "", words)) is None
+
+
+def test_reps_without_room_are_named_under_the_workload_chart():
+    plan = plan_of(P, [1, 0, 2], leads=LEADS, reps={"available": [True, False, True]})
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "No room today (absent, or at the open-lead limit): Rep 1." in text
+    assert "今天无空余容量（缺勤或在跟进线索已达上限）：Rep 1。" in words_of(
+        render_report(report_of(plan), "zh")
+    )
 
 
 def test_the_glossary_explains_every_column_of_every_file(plan):
