@@ -35,7 +35,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from features.schemas import SCHEMAS, CrmData, parse_dates
+from features.schemas import SCHEMAS, CrmData, show
+from features.timestamps import parse_dates, parse_format
 
 Scalar = str | int | float | bool
 
@@ -99,7 +100,7 @@ class TableMapping(BaseModel):
         default=None,
         description=(
             "strftime format of every date column of this table (e.g. '%d/%m/%Y'); by default "
-            "ISO and common Excel forms are recognised (features.schemas.parse_dates)."
+            "ISO and common Excel forms are recognised (features.timestamps)."
         ),
     )
     distinct: bool = Field(
@@ -408,16 +409,16 @@ def _parse_format(
 ) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
-    parsed = pd.to_datetime(values, format=spec.date_format, errors="coerce")
+    parsed = parse_format(values, spec.date_format)
     bad = values[parsed.isna() & values.notna()]
     if len(bad):
-        examples = ", ".join(repr(v) for v in bad.drop_duplicates().head(5))
+        examples = ", ".join(repr(show(v)) for v in bad.drop_duplicates().head(5))
         errors.append(
             f"{table}.{column}: {spec.file} column {raw!r} has {_plural(len(bad), 'value')} not "
             f"matching date_format {spec.date_format!r}, e.g. {examples}; fix the values or the "
             "date_format"
         )
-    return parsed.astype("datetime64[ns]")
+    return parsed
 
 
 def _distinct(

@@ -2,20 +2,35 @@
 
 Each table is a pandas DataFrame validated by one pandera ``DataFrameModel``. Validation is
 lazy: :func:`validate_crm` collects *every* problem of every table, including the checks that
-span tables, into one frame with the columns of :data:`PROBLEM_COLUMNS`, so a user sees all
-that is wrong with an export in one run.
+span rows and tables, so a user sees all that is wrong with an export in one run: one row per
+bad cell (the columns of :data:`PROBLEM_COLUMNS`), and one sentence per column that is wrong as
+a whole (a day/month order the column leaves open, a value missing on every won row...).
+
+Text is parsed once, before the models check it (:mod:`features.checks`: timestamps by
+:mod:`features.timestamps` onto the team's clock, finite numbers, yes/no values); then each
+lead's time order (created, assigned, then contacted or closed, nothing after the export's end)
+and the references between tables are checked. Messages name each table's :class:`Origin`
+(file and line) and say what to change (:mod:`features.problems`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing.pandas import Series
 
+from features import checks
+from features.problems import PROBLEM_COLUMNS as PROBLEM_COLUMNS
+from features.problems import Origin, ProblemLog
+from features.problems import show as show
+
+# Kept importable from here: adapters and older callers parse dates through this name.
+from features.timestamps import parse_dates as parse_dates
+
 ASSIGNMENT_STATUSES = ("open", "won", "lost")
-PROBLEM_COLUMNS = ["table", "row", "column", "value", "expected"]
 
 
 class Reps(pa.DataFrameModel):
@@ -73,7 +88,9 @@ class Leads(pa.DataFrameModel):
 class Assignments(pa.DataFrameModel):
     """Assignment history and current ownership: one row per (lead, rep) hand-over.
 
-    A lead may have several rows (it was reassigned) but at most one ``open`` row.
+    A lead may have several rows (it was reassigned) but at most one ``open`` row. Times run
+    in order: the lead's ``created_at`` <= ``assigned_at`` <= ``first_contact_at`` and
+    ``closed_at`` (an inversion within one day is repaired, see :func:`check_crm`).
     ``reclaimable`` (optional, true/false): whether an open lead may be taken back from its rep
     after the first-contact SLA (e.g. false for late-stage deals); absent means true.
     """
@@ -119,14 +136,30 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
 
 
 class CrmValidationError(ValueError):
-    """Raised when canonical tables break the contract; ``problems`` lists every failure."""
+    """Raised when canonical tables break the contract.
 
-    def __init__(self, problems: pd.DataFrame):
+    ``problems``: one row per bad cell (:data:`PROBLEM_COLUMNS`; ``row`` is the table's row
+    position, 0-based, NA for a missing column). ``columns``: one sentence per column that is
+    wrong as a whole, naming the file and what to change.
+    """
+
+    def __init__(self, problems: pd.DataFrame, columns: Sequence[str] = ()):
         self.problems = problems
-        n = len(problems)
-        super().__init__(
-            f"{n} problem{'s' if n != 1 else ''} in the CRM data:\n{format_problems(problems)}"
-        )
+        self.columns = list(columns)
+        n = len(problems) + len(self.columns)
+        lines = [f"{n} problem{'s' if n != 1 else ''} in the CRM data:"]
+        lines += [f"- {sentence}" for sentence in self.columns]
+        if len(problems):
+            lines.append(format_problems(problems))
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class CheckedCrm:
+    """Validated tables and one sentence per repair made to them (with counts)."""
+
+    data: CrmData
+    repairs: list[str] = field(default_factory=list)
 
 
 def format_problems(problems: pd.DataFrame, limit: int = 50) -> str:
@@ -138,313 +171,47 @@ def format_problems(problems: pd.DataFrame, limit: int = 50) -> str:
     return text
 
 
-def validate_crm(data: CrmData) -> CrmData:
+def validate_crm(
+    data: CrmData, *, timezone: str = "UTC", origins: Mapping[str, Origin] | None = None
+) -> CrmData:
+    """Validate and coerce every table: :func:`check_crm` without the list of repairs."""
+    return check_crm(data, timezone=timezone, origins=origins).data
+
+
+def check_crm(
+    data: CrmData, *, timezone: str = "UTC", origins: Mapping[str, Origin] | None = None
+) -> CheckedCrm:
     """Validate and coerce every table, then the checks that span rows and tables.
 
-    Returns a new ``CrmData`` with coerced dtypes (the input is not mutated). Raises
-    :class:`CrmValidationError` listing *every* problem: ``table``, ``row`` (the table's row
-    position, 0-based; loaders translate it to a file line), ``column``, ``value``, ``expected``.
+    ``timezone``: the team's clock (IANA name); zoned timestamps are converted to it, naive ones
+    are taken as on it. ``origins``: where each table came from, for messages (default
+    ``<table>.csv``, lines counted from a header on line 1).
+
+    Time order, per lead: ``created_at`` <= ``assigned_at`` <= ``first_contact_at`` and
+    ``closed_at``. An inversion within one calendar day (a date written without a time beside a
+    date-time, or two systems' clocks a little apart) is repaired, the later event moved to
+    the earlier one's time, and reported in ``repairs``; across days it is refused. No event
+    (created, assigned, contacted, closed) may lie more than :data:`checks.END_TOLERANCE_DAYS` after
+    the export's end: the latest event of its leads, leaving out the latest 1 + n/1000 leads so
+    that a few absurd dates cannot move it (checked from :data:`checks.END_MIN_LEADS` leads on).
+
+    Returns a :class:`CheckedCrm` with coerced dtypes (the input is not mutated). Raises
+    :class:`CrmValidationError` listing *every* problem.
     """
-    problems: list[pd.DataFrame] = []
+    origins = {t: (origins or {}).get(t) or Origin(f"{t}.csv") for t in data.tables()}
+    log = ProblemLog(origins)
     coerced: dict[str, pd.DataFrame] = {}
     for name, frame in data.tables().items():
-        frame, parse_problems = _parse_values(name, frame.reset_index(drop=True))
-        problems.append(parse_problems)
+        frame = checks.parse_values(name, frame.reset_index(drop=True), timezone, log)
         try:
             coerced[name] = SCHEMAS[name].validate(frame, lazy=True)
         except pa.errors.SchemaErrors as err:
-            problems.append(_schema_problems(name, err.failure_cases))
-            coerced[name] = _coerce_leniently(name, frame)
-    problems.extend(_cross_table_problems(coerced))
-    found = [p for p in problems if len(p)]
-    if found:
-        table = pd.concat(found, ignore_index=True)[PROBLEM_COLUMNS]
-        table["row"] = table["row"].astype("Int64")
-        # One problem per cell: a value that could not be parsed is not also reported as empty.
-        table = table.drop_duplicates(["table", "row", "column"])
-        table = table.sort_values(["table", "row", "column"], na_position="first", kind="stable")
-        raise CrmValidationError(table.reset_index(drop=True))
-    return replace(data, **coerced)
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-_CHECK_WORDS = {
-    "not_nullable": "a value (it must not be empty)",
-    "field_uniqueness": "a unique value (this one appears more than once)",
-    "multiple_fields_uniqueness": "a unique combination of {column}",
-    "column_in_dataframe": "the column to be present",
-}
-
-
-def _expected_text(check: str, column: str) -> str:
-    check = str(check)
-    if check.startswith("coerce_dtype("):
-        dtype = check[len("coerce_dtype(") : -1].strip("'")
-        words = {
-            "datetime64[ns]": "a date or date-time (e.g. 2024-03-01 or 2024-03-01 14:30)",
-            "bool": "true/false (also yes/no, 1/0)",
-            "Int64": "a whole number",
-            "int64": "a whole number",
-            "float64": "a number",
-        }
-        return words.get(dtype, f"a value of type {dtype}")
-    if check.startswith("isin("):
-        return "one of " + check[len("isin(") : -1]
-    if check.startswith("greater_than_or_equal_to("):
-        return "a number >= " + check[len("greater_than_or_equal_to(") : -1]
-    if check.startswith("greater_than("):
-        return "a number > " + check[len("greater_than(") : -1]
-    if check.startswith("less_than_or_equal_to("):
-        return "a number <= " + check[len("less_than_or_equal_to(") : -1]
-    if check.startswith("str_length("):
-        return "a non-empty text"
-    return _CHECK_WORDS.get(check, check).format(column=column)
-
-
-def _schema_problems(table: str, failures: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for case in failures.itertuples(index=False):
-        column = case.column if isinstance(case.column, str) else str(case.column)
-        if case.check == "column_in_dataframe":
-            column = str(case.failure_case)
-        index = case.index
-        rows.append(
-            {
-                "table": table,
-                "row": None if pd.isna(index) else int(index),
-                "column": column,
-                "value": "" if case.check == "column_in_dataframe" else _show(case.failure_case),
-                "expected": _expected_text(case.check, column),
-            }
-        )
-    return pd.DataFrame(rows, columns=PROBLEM_COLUMNS)
-
-
-def _show(value: object) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return "(empty)"
-    return str(value)
-
-
-_DATE_COLUMNS = {
-    "reps": ["hire_date"],
-    "availability": ["date"],
-    "leads": ["created_at"],
-    "assignments": ["assigned_at", "first_contact_at", "closed_at"],
-}
-
-
-_BOOL_COLUMNS = {
-    "reps": ["active"],
-    "availability": ["available"],
-    "assignments": ["reclaimable"],
-}
-_INT_COLUMNS = {
-    "reps": ["daily_capacity", "max_open_leads"],
-    "availability": ["capacity"],
-    "leads": ["company_size"],
-}
-_FLOAT_COLUMNS = {"leads": ["expected_value"], "assignments": ["deal_value", "propensity"]}
-# Yes/no columns whose empty cells have a meaning of their own.
-_BOOL_WHEN_EMPTY = {("assignments", "reclaimable"): True}
-_TRUE = {"true", "t", "yes", "y", "1", "1.0", "是", "active", "available"}
-_FALSE = {"false", "f", "no", "n", "0", "0.0", "否", "inactive", "absent"}
-
-
-def parse_dates(values: pd.Series) -> pd.Series:
-    """Parse ISO and common Excel date forms, element by element; unparseable values become NaT.
-
-    Accepts ``2024-03-01``, ``2024-03-01 14:30``, ``2024/3/1``, ``03/01/2024`` (month first),
-    ``2024年3月1日`` and Excel serial day numbers (e.g. ``45352``).
-    """
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values.astype("datetime64[ns]")
-    text = values.astype("string").str.strip()
-    text = text.str.replace(r"^(\d{4})年(\d{1,2})月(\d{1,2})日", r"\1-\2-\3", regex=True)
-    serial = pd.to_numeric(text.where(text.str.fullmatch(r"\d{5}(\.\d+)?")), errors="coerce")
-    parsed = pd.to_datetime(text.where(serial.isna()), format="mixed", errors="coerce")
-    from_serial = pd.to_datetime(serial, unit="D", origin="1899-12-30", errors="coerce")
-    return parsed.fillna(from_serial).astype("datetime64[ns]")
-
-
-def _parse_values(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse dates and yes/no columns from text, reporting each value that is not understood."""
-    found = []
-    text_columns = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c])]
-    blank_to_na = {c: frame[c].str.strip().replace("", pd.NA) for c in text_columns}
-    frame = frame.assign(**blank_to_na)
-    updates = {}
-    numeric = [(c, True) for c in _INT_COLUMNS.get(table, [])]
-    numeric += [(c, False) for c in _FLOAT_COLUMNS.get(table, [])]
-    for column, whole in numeric:
-        if column in frame and not pd.api.types.is_numeric_dtype(frame[column]):
-            parsed = pd.to_numeric(frame[column], errors="coerce")
-            bad = parsed.isna() & frame[column].notna()
-            if whole:
-                bad |= parsed.notna() & (parsed != parsed.round())
-            expected = "a whole number" if whole else "a number"
-            found.append(_rows(table, bad, frame, column, expected))
-            parsed = parsed.where(~bad)
-            updates[column] = parsed.round().astype("Int64") if whole else parsed.astype(float)
-    if table == "leads":
-        # Extra lead features (x_*) that are all numbers are numeric features, not categories.
-        for column in [c for c in frame.columns if c.startswith("x_") and c in text_columns]:
-            parsed = pd.to_numeric(frame[column], errors="coerce")
-            if parsed.notna().sum() == frame[column].notna().sum():
-                updates[column] = parsed.astype(float)
-    for column in _DATE_COLUMNS[table]:
-        if column in frame and not pd.api.types.is_datetime64_any_dtype(frame[column]):
-            parsed = parse_dates(frame[column])
-            bad = (
-                parsed.isna()
-                & frame[column].notna()
-                & (frame[column].astype("string").str.strip() != "")
-            )
-            found.append(
-                _rows(
-                    table,
-                    bad,
-                    frame,
-                    column,
-                    _expected_text("coerce_dtype('datetime64[ns]')", column),
-                )
-            )
-            updates[column] = parsed
-    for column in _BOOL_COLUMNS.get(table, []):
-        if column in frame and not pd.api.types.is_bool_dtype(frame[column]):
-            text = frame[column].astype("string").str.strip().str.lower()
-            parsed = pd.Series(pd.NA, index=frame.index, dtype="boolean")
-            parsed[text.isin(_TRUE).fillna(False)] = True
-            parsed[text.isin(_FALSE).fillna(False)] = False
-            default = _BOOL_WHEN_EMPTY.get((table, column))
-            if default is not None:
-                parsed = parsed.mask(text.isna(), default)
-            found.append(
-                _rows(table, parsed.isna(), frame, column, "true/false (also yes/no, 1/0)")
-            )
-            updates[column] = parsed.fillna(False).astype(bool)
-    return frame.assign(**updates), pd.concat(found) if found else pd.DataFrame(
-        columns=PROBLEM_COLUMNS
-    )
-
-
-def _coerce_leniently(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Best-effort coercion of a table that failed validation, so cross-table checks still run."""
-    out = frame.copy()
-    for column in _DATE_COLUMNS[table]:
-        if column in out:
-            out[column] = pd.to_datetime(out[column], errors="coerce")
-    for column in ("lead_id", "rep_id"):
-        if column in out:
-            out[column] = out[column].astype("string")
-    if table == "assignments" and "deal_value" in out:
-        out["deal_value"] = pd.to_numeric(out["deal_value"], errors="coerce")
-    return out
-
-
-def _rows(
-    table: str, mask: pd.Series, frame: pd.DataFrame, column: str, expected: str
-) -> pd.DataFrame:
-    hit = frame.loc[mask.fillna(False).astype(bool)]
-    return pd.DataFrame(
-        {
-            "table": table,
-            "row": hit.index.astype(int),
-            "column": column,
-            "value": [_show(v) for v in hit[column]] if column in hit else "",
-            "expected": expected,
-        },
-        columns=PROBLEM_COLUMNS,
-    )
-
-
-def _cross_table_problems(t: dict[str, pd.DataFrame]) -> list[pd.DataFrame]:
-    out: list[pd.DataFrame] = []
-    reps, leads, asg = t["reps"], t["leads"], t["assignments"]
-    rep_ids = set(reps["rep_id"].dropna()) if "rep_id" in reps else set()
-    lead_ids = set(leads["lead_id"].dropna()) if "lead_id" in leads else set()
-    needed = {"lead_id", "rep_id", "assigned_at", "status", "closed_at", "deal_value"}
-    if needed <= set(asg.columns):
-        out.append(
-            _rows(
-                "assignments",
-                ~asg["lead_id"].isin(lead_ids),
-                asg,
-                "lead_id",
-                "a lead_id that exists in leads",
-            )
-        )
-        out.append(
-            _rows(
-                "assignments",
-                ~asg["rep_id"].isin(rep_ids),
-                asg,
-                "rep_id",
-                "a rep_id that exists in reps",
-            )
-        )
-        closed = asg["status"].isin(["won", "lost"])
-        out.append(
-            _rows(
-                "assignments",
-                asg["closed_at"] < asg["assigned_at"],
-                asg,
-                "closed_at",
-                "closed_at on or after assigned_at",
-            )
-        )
-        out.append(
-            _rows(
-                "assignments",
-                closed & asg["closed_at"].isna(),
-                asg,
-                "closed_at",
-                "a close date for a won or lost lead",
-            )
-        )
-        out.append(
-            _rows(
-                "assignments",
-                (asg["status"] == "open") & asg["closed_at"].notna(),
-                asg,
-                "closed_at",
-                "no close date while the status is open",
-            )
-        )
-        out.append(
-            _rows(
-                "assignments",
-                (asg["status"] == "won") & asg["deal_value"].isna(),
-                asg,
-                "deal_value",
-                "a deal value >= 0 for a won lead",
-            )
-        )
-        if "first_contact_at" in asg:
-            out.append(
-                _rows(
-                    "assignments",
-                    asg["first_contact_at"] < asg["assigned_at"],
-                    asg,
-                    "first_contact_at",
-                    "first contact on or after assigned_at",
-                )
-            )
-        is_open = asg["status"] == "open"
-        twice = is_open & asg.loc[is_open, "lead_id"].duplicated(keep=False).reindex(
-            asg.index, fill_value=False
-        )
-        out.append(_rows("assignments", twice, asg, "lead_id", "at most one open owner per lead"))
-    avail = t.get("availability")
-    if avail is not None and "rep_id" in avail:
-        out.append(
-            _rows(
-                "availability",
-                ~avail["rep_id"].isin(rep_ids),
-                avail,
-                "rep_id",
-                "a rep_id that exists in reps",
-            )
-        )
-    return out
+            log.pandera(name, frame, err.failure_cases)
+            coerced[name] = checks.coerce_leniently(name, frame)
+    repairs = checks.check_time_order(coerced, log)
+    checks.check_export_end(coerced, log)
+    checks.check_across_tables(coerced, log)
+    problems, columns = log.report()
+    if len(problems) or columns:
+        raise CrmValidationError(problems, columns)
+    return CheckedCrm(replace(data, **coerced), repairs)

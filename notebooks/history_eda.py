@@ -112,7 +112,7 @@ def rate_bars(ax, table: pd.DataFrame, title: str) -> None:
 # open load at the moment of each assignment).
 
 # %%
-loaded = load_data_folder(DATA, MAPPING)
+loaded = load_data_folder(DATA, MAPPING, timezone=config.timezone)
 data = loaded.data
 leads, asg, reps = data.leads, data.assignments, data.reps
 as_of = default_as_of(data)

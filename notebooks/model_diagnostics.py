@@ -99,7 +99,7 @@ def keep(fig: Figure, name: str) -> Figure:
 # hundred pairs. Every figure below inherits that noise; the intervals say how much.
 
 # %%
-loaded = load_data_folder(DATA, MAPPING)
+loaded = load_data_folder(DATA, MAPPING, timezone=config.timezone)
 data = loaded.data
 pairs = build_training_pairs(data, config=config.features)
 result = train_and_evaluate(pairs, config.model)

@@ -1303,7 +1303,7 @@ def evaluate_off_policy(
     path: Path, mapping: str | None, config: LeadmatchConfig
 ) -> OffPolicyBacktest:
     """Load the data folder and estimate leadmatch's policy against the logged one."""
-    data = load_data_folder(path, mapping).data
+    data = load_data_folder(path, mapping, timezone=config.timezone).data
     return off_policy_backtest(data, config, seed=config.seed, progress=get_run_logger().info)
 
 

@@ -14,7 +14,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pipelines.errors import UserFacingError
 
@@ -59,12 +61,12 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except DataError as err:
-            err_console.print(f"[bold red]error:[/] {err}")
-            if err.problems is not None:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}")
+            if err.problems is not None and len(err.problems):
                 _print_problems(err.problems)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except (UserFacingError, FileNotFoundError) as err:
-            err_console.print(f"[bold red]error:[/] {err}")
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper
@@ -76,7 +78,8 @@ def _print_problems(problems: Any, limit: int = 100) -> None:
     for column in problems.columns:
         table.add_column(str(column), overflow="fold")
     for row in problems.head(limit).itertuples(index=False):
-        table.add_row(*("" if v is None else str(v) for v in row))
+        # Cells are data, not markup: a value such as "[red]" is shown as written.
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     err_console.print(table)
     if n > limit:
         err_console.print(f"... and {n - limit} more")
@@ -103,24 +106,32 @@ MappingOption = Annotated[
 ]
 
 
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="YAML config file (default: built-in defaults).")
+]
+
+
 @app.command()
 @_friendly
 def validate(
     path: Annotated[Path, typer.Argument(help="Data folder (canonical tables or a raw export).")],
     mapping: MappingOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Check a data folder against the data contract and summarise it.
 
     Exits 0 only when the data is usable by leadmatch; otherwise lists every problem with its
-    file, line and column.
+    file, line and column. Timestamps are read on the config's `timezone`.
     """
     from features.describe import describe_crm, usability_problems
+    from pipelines.config import load_config
     from pipelines.io import load_data_folder
 
-    loaded = load_data_folder(path, mapping)
+    settings = load_config(config)
+    loaded = load_data_folder(path, mapping, timezone=settings.timezone)
     _print_mapping(f"{path}", describe_crm(loaded.data))
     if loaded.repairs:
-        console.print("[bold]Repaired by the adapter:[/]")
+        console.print("[bold]Repaired while loading:[/]")
         for line in loaded.repairs:
             console.print(f"  - {line}")
     problems = usability_problems(loaded.data)
@@ -160,11 +171,6 @@ def simulate(
     _print_mapping(f"simulated {scenario!r} world, seed {seed}", describe_crm(world.data))
     size = sum(p.stat().st_size for p in written.values())
     console.print(f"wrote {len(written)} files ({size / 1e6:.1f} MB) to {out} in {elapsed:.1f} s")
-
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML config file (default: built-in defaults).")
-]
 
 
 @app.command()
@@ -354,18 +360,20 @@ def demo(
 
     import pandas as pd
 
+    from features.timestamps import parse_dates
+    from pipelines.io import read_table
     from pipelines.tracking import tracking_uri
 
     data_dir = out / "crm"
     console.rule("1/4 simulate a small CRM world")
     simulate(out=data_dir, scenario="small", seed=seed)
     console.rule("2/4 validate it")
-    validate(path=data_dir, mapping=None)
+    validate(path=data_dir, mapping=None, config=None)
     console.rule("3/4 train the pair model")
     train(data=data_dir, config=None, mapping=None)
     console.rule("4/4 recommend the next day's assignments")
-    leads = pd.read_csv(data_dir / "leads.csv", usecols=["created_at"], parse_dates=["created_at"])
-    next_day = (leads["created_at"].max().normalize() + pd.Timedelta(days=1)).date()
+    created = parse_dates(read_table(data_dir / "leads.csv")["created_at"])
+    next_day = (created.max().normalize() + pd.Timedelta(days=1)).date()
     recommend(
         data=data_dir,
         date=dt.date.isoformat(next_day),

@@ -3,7 +3,9 @@
 CSV files may be UTF-8, UTF-8 with BOM or GBK/GB18030 (Chinese Excel), comma-, semicolon- or
 tab-separated; Parquet files with the same stems are accepted too. Every value is read as text and
 parsed by the schemas, so a bad cell is reported with its file, line and column instead of
-turning a whole column into the wrong type.
+turning a whole column into the wrong type. Lines are counted as a person counts them in the
+file (header = line 1), across blank lines and quoted cells that span lines; Parquet problems
+name 1-based rows.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import csv
 import io
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from features.schemas import CrmData, CrmValidationError, validate_crm
+from features.schemas import CrmData, CrmValidationError, Origin, check_crm
 from pipelines.errors import UserFacingError
 
 CANONICAL_STEMS = ("reps", "leads", "assignments", "availability")
@@ -47,13 +51,23 @@ class LoadedData:
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read one CSV or Parquet file with every column as text (empty cells become NA)."""
+    return read_located(path)[0]
+
+
+def read_located(path: Path) -> tuple[pd.DataFrame, Origin]:
+    """Read one CSV or Parquet file as text, with where each row is in the file.
+
+    Returns the frame and its :class:`~features.schemas.Origin`: the file name and, for a CSV
+    file, the line each row starts on (header = line 1; blank lines, which are skipped, and
+    quoted cells that span lines counted); for Parquet, 1-based row numbers.
+    """
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         try:
             frame = pd.read_parquet(path)
         except Exception as err:  # pyarrow raises several unrelated types for a bad file
             raise DataError(f"{path}: not a readable Parquet file ({err})") from err
-        return frame.astype("string")
+        return frame.astype("string"), Origin(path.name, unit="row")
     raw = path.read_bytes()
     text = _decode(raw, path)
     if not text.strip():
@@ -69,7 +83,41 @@ def read_table(path: Path) -> pd.DataFrame:
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: cannot be read as CSV ({err})") from err
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    lines = _row_lines(text, sep, len(frame))
+    if lines is None:
+        return frame, Origin(path.name, unit="row")
+    return frame, Origin(path.name, lines=lines)
+
+
+def _row_lines(text: str, sep: str, n_rows: int) -> np.ndarray | None:
+    """The line each of the ``n_rows`` data rows of CSV ``text`` starts on, as pandas reads it.
+
+    When every line is a row (the common case) that is row + 2; otherwise the text is walked
+    once with the csv module, skipping blank lines as pandas does. None when the two readers
+    disagree on the rows, so that no wrong line is ever named.
+    """
+    physical = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if physical == n_rows + 1:
+        return np.arange(2, n_rows + 2)
+    starts = []
+    header = False
+    end = 0
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # a single cell may be larger than the 128 KiB default
+    try:
+        reader = csv.reader(io.StringIO(text), delimiter=sep)
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            if header:
+                starts.append(start)
+            header = True
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    return np.array(starts) if len(starts) == n_rows else None
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -108,16 +156,20 @@ def _existing_folder(folder: Path) -> Path:
     return folder
 
 
-def load_data_folder(folder: Path, mapping: str | Path | None = None) -> LoadedData:
+def load_data_folder(
+    folder: Path, mapping: str | Path | None = None, *, timezone: str = "UTC"
+) -> LoadedData:
     """Load and validate a data folder, in canonical form or through an adapter mapping.
 
     ``mapping`` is None for a canonical folder (reps, leads, assignments, optional availability),
     the name of a built-in mapping (e.g. ``"maven"``), or the path of a YAML column mapping.
+    ``timezone`` is the team's clock (``LeadmatchConfig.timezone``): timestamps with a zone are
+    converted to it, those without are taken as on it.
     Raises :class:`DataError` listing every problem with its file, line and column.
     """
     folder = _existing_folder(folder)
     if mapping is not None:
-        return _load_mapped(folder, mapping)
+        return _load_mapped(folder, mapping, timezone)
     files: dict[str, Path] = {}
     for stem in CANONICAL_STEMS:
         path = find_table(folder, stem)
@@ -130,26 +182,41 @@ def load_data_folder(folder: Path, mapping: str | Path | None = None) -> LoadedD
             "reps.csv, leads.csv, assignments.csv and optionally availability.csv; for a raw CRM "
             "export pass --mapping (e.g. --mapping maven, or a YAML mapping file)."
         )
-    frames = {stem: read_table(path) for stem, path in files.items()}
-    data = CrmData(**frames)
+    read = {stem: read_located(path) for stem, path in files.items()}
+    data = CrmData(**{stem: frame for stem, (frame, _) in read.items()})
+    origins = {stem: origin for stem, (_, origin) in read.items()}
     try:
-        return LoadedData(validate_crm(data), files)
+        checked = check_crm(data, timezone=timezone, origins=origins)
     except CrmValidationError as err:
-        raise DataError(
-            f"{folder}: the data does not meet the contract", _locate(err.problems, files)
+        raise _contract_error(
+            f"{folder}: the data does not meet the contract", err, origins
         ) from err
+    return LoadedData(checked.data, files, checked.repairs)
 
 
-def _locate(problems: pd.DataFrame, files: dict[str, Path]) -> pd.DataFrame:
-    """Turn table row positions into file names and line numbers (line 1 is the CSV header)."""
+def _contract_error(
+    headline: str, err: CrmValidationError, origins: dict[str, Origin]
+) -> DataError:
+    """The validation error as the user sees it: a sentence per column refused as a whole,
+    then the bad cells by file and line (None when there are none)."""
+    message = headline + "".join(f"\n  - {sentence}" for sentence in err.columns)
+    problems = _locate(err.problems, origins)
+    return DataError(message, problems if len(problems) else None)
+
+
+def _locate(problems: pd.DataFrame, origins: dict[str, Origin]) -> pd.DataFrame:
+    """Turn table row positions into file names and line (Parquet, mapped: row) numbers."""
     out = problems.copy()
-    out.insert(0, "file", [files[t].name if t in files else t for t in out["table"]])
-    is_csv = [files[t].suffix.lower() == ".csv" if t in files else False for t in out["table"]]
-    out["row"] = out["row"] + pd.Series([2 if c else 1 for c in is_csv], index=out.index)
+    out.insert(0, "file", [origins[t].file for t in out["table"]])
+    lines = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    for table, rows in out.groupby("table")["row"]:
+        known = rows.dropna()
+        lines[known.index] = origins[table].number(known.astype(int).to_numpy())
+    out["row"] = lines
     return out.drop(columns="table").rename(columns={"row": "line"})
 
 
-def _load_mapped(folder: Path, mapping: str | Path) -> LoadedData:
+def _load_mapped(folder: Path, mapping: str | Path, timezone: str) -> LoadedData:
     from features import adapters
 
     raw = read_raw_folder(folder)
@@ -159,16 +226,31 @@ def _load_mapped(folder: Path, mapping: str | Path) -> LoadedData:
             if not path.is_file():
                 raise DataError(f"{path}: no such mapping file")
             mapping = adapters.ColumnMapping.from_yaml(path.read_text(encoding="utf-8"))
-        result = adapters.adapt(raw, adapters.resolve_mapping(mapping))
+        mapping = adapters.resolve_mapping(mapping)
+        result = adapters.adapt(raw, mapping)
     except adapters.MappingError as err:
         raise DataError(f"{folder}: {err}") from err
+    # Rows of a mapped table are not lines of the raw file (rows are dropped, merged, derived):
+    # problems name the file the mapping reads for the table, and the mapped table's row.
+    origins = {
+        table: Origin(
+            getattr(mapping.tables, table).file
+            if isinstance(mapping, adapters.ColumnMapping)
+            else f"{table} (mapped)",
+            unit="row",
+            mapped=True,
+        )
+        for table in result.data.tables()
+    }
     try:
-        data = validate_crm(result.data)
+        checked = check_crm(result.data, timezone=timezone, origins=origins)
     except CrmValidationError as err:
-        problems = err.problems.rename(columns={"table": "file", "row": "line"})
-        problems["file"] = problems["file"] + " (mapped)"
-        raise DataError(f"{folder}: the mapped data does not meet the contract", problems) from err
-    return LoadedData(data, {stem: folder for stem in raw}, list(result.repairs))
+        raise _contract_error(
+            f"{folder}: the mapped data does not meet the contract", err, origins
+        ) from err
+    return LoadedData(
+        checked.data, {stem: folder for stem in raw}, result.repairs + checked.repairs
+    )
 
 
 @contextlib.contextmanager

@@ -54,9 +54,12 @@ class Champion:
 
 
 @task(cache_policy=NO_CACHE)
-def load_state(path: Path, mapping: str | None, run_date: pd.Timestamp) -> CrmData:
-    """Load and validate the data folder and return what was known at the start of the run date."""
-    data = load_data_folder(path, mapping).data
+def load_state(
+    path: Path, mapping: str | None, run_date: pd.Timestamp, timezone: str = "UTC"
+) -> CrmData:
+    """Load and validate the data folder and return what was known at the start of the run date
+    (timestamps on the team's clock ``timezone``)."""
+    data = load_data_folder(path, mapping, timezone=timezone).data
     first = data.leads["created_at"].min()
     last = max(data.leads["created_at"].max(), data.assignments["assigned_at"].max()).normalize()
     if run_date <= first:
@@ -208,7 +211,7 @@ def recommend_flow(
     config = config or LeadmatchConfig()
     day = pd.Timestamp(run_date).normalize() if run_date else pd.Timestamp.now().normalize()
     out = Path(out) if out else config.paths.recommendations
-    state = load_state(Path(data), mapping, day)
+    state = load_state(Path(data), mapping, day, config.timezone)
     champion = load_champion(config)
     pool = leads_to_place(
         state,

@@ -45,9 +45,9 @@ class TrainingDataError(UserFacingError):
 
 
 @task(cache_policy=NO_CACHE)
-def load_history(path: Path, mapping: str | None) -> LoadedData:
-    """Load and validate the data folder."""
-    loaded = load_data_folder(path, mapping)
+def load_history(path: Path, mapping: str | None, timezone: str = "UTC") -> LoadedData:
+    """Load and validate the data folder (timestamps on the team's clock ``timezone``)."""
+    loaded = load_data_folder(path, mapping, timezone=timezone)
     get_run_logger().info(
         "loaded %s leads, %s assignment rows, %s reps",
         len(loaded.data.leads),
@@ -224,7 +224,7 @@ def _champion_decision(
 @flow(name="train", log_prints=False)
 def train_flow(data: Path, config: LeadmatchConfig, mapping: str | None = None) -> TrainSummary:
     """Train, evaluate and register the pair model on the data folder ``data``."""
-    loaded = load_history(data, mapping)
+    loaded = load_history(data, mapping, config.timezone)
     pairs = build_pairs(loaded.data, config)
     result = fit_models(pairs, config)
     return log_training(result, loaded, config, str(data))

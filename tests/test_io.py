@@ -104,3 +104,41 @@ def test_written_folder_round_trips(tmp_path, tiny):
     again = load_data_folder(tmp_path / "copy")
     pd.testing.assert_frame_equal(again.data.leads, loaded.data.leads)
     pd.testing.assert_frame_equal(again.data.assignments, loaded.data.assignments)
+
+
+def test_lines_match_the_file_across_multiline_cells_and_blank_lines(tmp_path, tiny):
+    folder = _write_folder(tmp_path / "crm", tiny)
+    # A quoted note that spans three lines, and blank lines that readers skip.
+    (folder / "leads.csv").write_text(
+        "lead_id,created_at,source,industry,region,product,expected_value,x_note\n"
+        'L1,2024-03-01 09:00,web,retail,EU,basic,1000,"called twice,\nno answer\nretry"\n'
+        "\n"
+        "L2,2024-03-01 10:30,event,software,EU,pro,5000.5,\n"
+        "L3,2024/3/2,web,retail,APAC,basic,800,\n"
+        "\n"
+        "\n"
+        "L4,2024-03-04,referral,,EU,pro,lots,\n"
+        "L5,2024-03-04 16:00:00,web,retail,EU,basic,1200,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError) as info:
+        load_data_folder(folder)
+    problems = info.value.problems
+    assert problems[["file", "line", "column", "value"]].values.tolist() == [
+        ["leads.csv", 10, "expected_value", "lots"]
+    ]
+    lines = (folder / "leads.csv").read_text(encoding="utf-8").split("\n")
+    assert lines[10 - 1].startswith("L4,")
+
+
+def test_parquet_problems_name_rows(tmp_path, tiny):
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    tiny.leads.loc[2, "expected_value"] = "lots"
+    for stem, frame in tiny.tables().items():
+        frame.to_parquet(folder / f"{stem}.parquet")
+    with pytest.raises(DataError) as info:
+        load_data_folder(folder)
+    assert info.value.problems[["file", "line", "column"]].values.tolist() == [
+        ["leads.parquet", 3, "expected_value"]
+    ]
