@@ -13,7 +13,13 @@ from matching import MatchingConfig, match
 from matching.config import FairnessConstraints
 from matching.explain import ENGLISH
 from matching.gain import plan_worth, split_gain
-from matching.summary import PlanAssignments, manager_plan, rep_labels, tier_by_tenure
+from matching.summary import (
+    PlanAssignments,
+    fairness_costs,
+    manager_plan,
+    rep_labels,
+    tier_by_tenure,
+)
 from pipelines.outputs import (
     CHINESE,
     EXCEL_CELL_LIMIT,
@@ -395,3 +401,36 @@ def test_an_empty_day_gives_empty_valid_files(tmp_path):
     write_plan(plan, tmp_path, "zh")
     assert read_plan_csv(tmp_path / "assignments.csv").empty
     assert read_plan_csv(tmp_path / "rep_summary.csv")["assigned"].tolist() == [0, 0]
+
+
+def test_each_fairness_rule_alone_is_costed_when_fairness_costs_enough():
+    # R0 is far better on the two top leads; the value band spreads the leads over four reps
+    p = [[0.9, 0.3, 0.3, 0.3]] * 2 + [[0.4, 0.3, 0.3, 0.3]] * 6
+    candidates, leads, reps = day(p, [8, 8, 8, 8])
+    config = MatchingConfig()
+    fair = match(candidates, leads, reps, config)
+    price = fair.diagnostics.price_of_fairness
+    assert price == pytest.approx(1.1)
+    costs = fairness_costs(candidates, leads, reps, config, fair)
+    # without the band the plan gets all of it back; the other rules alone cost nothing here
+    assert costs == {
+        "value_share": pytest.approx(price),
+        "new_rep_quota": 0.0,
+        "top_tier_cap": 0.0,
+    }
+    rr = match(candidates, leads, reps, config, policy="round_robin")
+    plan = manager_plan(
+        fair, rr, leads, reps, config, run_date=RUN_DATE, window_days=1, rule_costs=costs
+    )
+    # two top-tier leads cannot stay under a 25% cap (each is half of them); then the cost
+    assert [n.rule for n in plan.fairness] == ["top_tier_max", "top_tier_max", "cost:value_share"]
+    assert {n.rep_id for n in plan.fairness[:2]} == {"R0", "R1"}
+    assert plan.fairness[0].share == pytest.approx(0.5) and plan.fairness[0].limit == 0.25
+    assert plan.fairness[2].cost == pytest.approx(1.1) and plan.fairness[2].n_reps == 4
+
+
+def test_fairness_that_costs_little_is_not_costed_rule_by_rule():
+    candidates, leads, reps = day([[0.5, 0.5]] * 4, [4, 4])
+    fair = match(candidates, leads, reps, MatchingConfig())
+    assert fair.diagnostics.price_of_fairness == pytest.approx(0.0)
+    assert fairness_costs(candidates, leads, reps, MatchingConfig(), fair) == {}

@@ -295,3 +295,15 @@ def test_chromium_draws_the_report(plan, tmp_path, lang):
     assert image.size == (1000, 1400)
     # the page drew something dark in its top half (the title and the tiles), not a blank page
     assert image.crop((0, 0, 1000, 700)).getextrema()[0] < 100
+
+
+def test_a_revenue_plan_speaks_of_revenue():
+    config = MatchingConfig(objective="expected_value")
+    leads = {**LEADS, "expected_value": [1000.0, 2500.0, 400.0, 800.0, 12000.0]}
+    plan = plan_of(P, [1, 1, 2], config=config, leads=leads)
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "expected revenue" in text
+    assert f"this plan expects {plan.gain.leadmatch:,.0f} revenue" in text
+    assert "expected_revenue" in text  # the glossary lists the money column when there is one
+    zh = words_of(render_report(report_of(plan), "zh"))
+    assert "预期收入" in zh and f"本计划预计收入 {plan.gain.leadmatch:,.0f}" in zh
