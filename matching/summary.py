@@ -172,7 +172,7 @@ class FairnessNote:
     rule: "value_share_min" / "value_share_max" (rep_id's window share of lead worth ``share``
     outside its band, ``limit`` the end it missed), "top_tier_max" (rep_id holds ``share`` of
     the window's tier-A leads, above the cap ``limit``), "new_rep_quota" (reps in ramp-up hold
-    ``share``, below the quota ``limit``), "top_tier_cap_unreachable" (only ``n_reps`` reps
+    ``share``, below the quota ``limit``; ``rep_ids`` names them), "top_tier_cap_unreachable" (only ``n_reps`` reps
     work, fewer than the cap ``limit`` needs: the matching caps at an even split instead), or "cost:<rule>" (that rule alone holds back
     ``cost`` of the ``total`` expected worth; ``n_reps`` working reps). Shares are fractions.
     """
@@ -184,6 +184,7 @@ class FairnessNote:
     cost: float | None = None
     total: float | None = None
     n_reps: int | None = None
+    rep_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -520,7 +521,12 @@ def _fairness_notes(
             ramping = summary["ramp_up"] & (summary["capacity"] > 0)
             share = float(summary.loc[ramping, "window_top_tier_share"].fillna(0).sum())
             notes.append(
-                FairnessNote("new_rep_quota", share=share, limit=rules.new_rep_quota.min_share)
+                FairnessNote(
+                    "new_rep_quota",
+                    share=share,
+                    limit=rules.new_rep_quota.min_share,
+                    rep_ids=tuple(str(r) for r in summary.index[ramping]),
+                )
             )
     for rule, cost in sorted((rule_costs or {}).items()):
         if cost >= RULE_COST_LISTED * max(total, 1e-12):

@@ -360,17 +360,17 @@ class _Page:
                 even=f"{1 / max(note.n_reps or 1, 1):.0%}",
             )
         share = "-" if note.share is None else f"{note.share:.1%}"
+        separator = "、" if self.lang == "zh" else ", "
         return self.say(
             f"rule_{note.rule}",
             rep=self.rep(note.rep_id),
+            reps=separator.join(self.rep(r) for r in note.rep_ids),
             share=share,
             limit=f"{note.limit or 0:.1%}",
         )
 
     def reps_table(self) -> str:
-        frame = self.plan.rep_summary.assign(
-            rep_name=[self.rep(r) for r in self.plan.rep_summary["rep_id"]]
-        )
+        frame = self.plan.rep_summary
         columns = [
             "rep_name",
             "rep_id",
@@ -542,12 +542,12 @@ def _pct(value: object) -> str:
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","PingFang SC",
-"Microsoft YaHei",sans-serif;margin:16px;color:#222;max-width:1100px;line-height:1.45}
+"Microsoft YaHei",sans-serif;margin:16px;color:#222;max-width:1200px;line-height:1.45}
 h1{font-size:22px;margin:0 0 8px} h2{font-size:17px;margin:22px 0 6px} h3{font-size:15px}
 p,li,td,th,dd{font-size:14px}
 .kpis{display:flex;gap:10px;flex-wrap:wrap;margin:10px 0}
-.kpi{background:#f3f6fa;border-radius:6px;padding:8px 12px;min-width:110px;font-size:13px}
-.kpi b{display:block;font-size:21px}
+.kpi{background:#f3f6fa;border-radius:6px;padding:8px 10px;flex:1 1 auto;min-width:90px;
+font-size:13px} .kpi b{display:block;font-size:20px;white-space:nowrap}
 table.grid{border-collapse:collapse} table.grid td,table.grid th{padding:3px 8px;
 border-bottom:1px solid #e3e7ee;text-align:left;vertical-align:top} td.num{text-align:right}
 .legend{font-size:13px;margin:4px 0} .key{margin-right:16px;white-space:nowrap}

@@ -118,8 +118,8 @@ TEXT: dict[str, dict[str, str]] = {
             "{rep} holds {share} of the top-tier leads over the window, above the cap of {limit}."
         ),
         "rule_new_rep_quota": (
-            "Reps in ramp-up hold {share} of the top-tier leads over the window, below their "
-            "quota of {limit}."
+            "Reps in ramp-up ({reps}) hold {share} of the top-tier leads over the window, below "
+            "their quota of {limit}."
         ),
         "rule_top_tier_cap_unreachable": (
             "With {n} reps working, the cap of {limit} of the top-tier leads per rep cannot "
@@ -228,7 +228,7 @@ TEXT: dict[str, dict[str, str]] = {
         "rule_value_share_min": "{rep}在统计窗口内获得的线索价值份额为 {share}，低于其公平区间（下限 {limit}）。",
         "rule_value_share_max": "{rep}在统计窗口内获得的线索价值份额为 {share}，高于其公平区间（上限 {limit}）。",
         "rule_top_tier_max": "{rep}在统计窗口内获得的优质线索份额为 {share}，超过 {limit} 的上限。",
-        "rule_new_rep_quota": "新人期销售在统计窗口内获得的优质线索份额为 {share}，低于 {limit} 的配额。",
+        "rule_new_rep_quota": "新人期销售（{reps}）在统计窗口内获得的优质线索份额为 {share}，低于 {limit} 的配额。",
         "rule_top_tier_cap_unreachable": (
             "今天只有 {n} 名销售在岗，每人优质线索不超过 {limit} 的上限无法满足（至少需要 {needed} 名销售），"
             "因此改为平均分配，每人上限 {even}。"

@@ -307,3 +307,19 @@ def test_a_revenue_plan_speaks_of_revenue():
     assert "expected_revenue" in text  # the glossary lists the money column when there is one
     zh = words_of(render_report(report_of(plan), "zh"))
     assert "预期收入" in zh and f"本计划预计收入 {plan.gain.leadmatch:,.0f}" in zh
+
+
+def test_a_missed_new_rep_quota_names_the_ramping_reps(plan):
+    from dataclasses import replace
+
+    from matching.summary import FairnessNote
+
+    note = FairnessNote("new_rep_quota", share=0.042, limit=0.15, rep_ids=("R1", "R2"))
+    report = report_of(replace(plan, fairness=[note]))
+    assert (
+        "Reps in ramp-up (Rep 1, Rep 2) hold 4.2% of the top-tier leads over the window, below "
+        "their quota of 15.0%." in words_of(render_report(report, "en"))
+    )
+    assert "新人期销售（Rep 1、Rep 2）在统计窗口内获得的优质线索份额为 4.2%" in words_of(
+        render_report(report, "zh")
+    )
