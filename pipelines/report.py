@@ -22,7 +22,7 @@ from pipelines.report_charts import Bar, bar_chart
 from pipelines.report_text import (
     ACTION_TEXT,
     GLOSSARY,
-    NOTES_ZH,
+    NOTES,
     REPORT_HEADERS,
     SOLVER_STATUS,
     TEXT,
@@ -107,6 +107,7 @@ class _Page:
                 f"<p>{self.say('intro')}</p>",
                 self.tiles(),
                 f"<p>{self.say('signal_on' if plan.rep_signal else 'signal_off')}</p>",
+                self.notes(),
                 self.gain(),
                 self.actions(),
                 self.workload(),
@@ -132,11 +133,13 @@ class _Page:
     # --- figures in words ----------------------------------------------------------------------
 
     def amount(self, value: float, signed: bool = False) -> str:
-        """An expected worth in the plan's unit: wins with one decimal, revenue whole."""
+        """An expected worth in the plan's unit: wins with one decimal, revenue whole; a
+        signed amount that rounds to nothing is "0"."""
+        revenue = self.plan.gain.unit == "revenue"
+        if signed and round(value, 0 if revenue else 1) == 0:
+            return "0"
         sign = "+" if signed else ""
-        if self.plan.gain.unit == "revenue":
-            return f"{value:{sign},.0f}"
-        return f"{value:{sign}.1f}"
+        return f"{value:{sign},.0f}" if revenue else f"{value:{sign}.1f}"
 
     def unit(self) -> str:
         return self.t["unit_revenue" if self.plan.gain.unit == "revenue" else "unit_wins"]
@@ -151,7 +154,7 @@ class _Page:
     def tiles(self) -> str:
         counts = self.plan.counts
         gain = self.plan.gain
-        relative = "" if gain.relative is None else f" ({gain.relative:+.1%})"
+        relative = "" if gain.relative is None else f" ({_signed_pct(gain.relative)})"
         worth_key = "tile_revenue" if gain.unit == "revenue" else "tile_wins"
         tiles = [(f"tile_{action}", str(counts[action])) for action in ACTIONS]
         tiles += [
@@ -171,7 +174,7 @@ class _Page:
         relative = (
             ""
             if gain.relative is None
-            else self.t["gain_relative"].format(relative=f"{gain.relative:+.1%}")
+            else self.t["gain_relative"].format(relative=_signed_pct(gain.relative))
         )
         head = self.say(
             "gain_head",
@@ -207,7 +210,7 @@ class _Page:
         return f"<h2>{self.say('gain_title')}</h2>\n<p>{head}</p>\n<ul>{items}</ul>"
 
     def part(self, value: float) -> str:
-        amount = "0" if value == 0 else self.amount(value, signed=True)
+        amount = self.amount(value, signed=True)
         return f"{amount} {self.unit()}" if self.lang == "en" else f"{self.unit()} {amount}"
 
     def actions(self) -> str:
@@ -495,11 +498,7 @@ class _Page:
         rows.append(("tech_price", "-" if price is None else f"{price:.4f}"))
         rows.append(("tech_pairs", f"{report.candidate_pairs:,}"))
         # the plan's own note on the rep signal is said at the top of the page already
-        notes = [
-            n
-            for n in [*report.summary.notes, *self.plan.notes]
-            if n and not n.startswith("no reliable rep signal")
-        ]
+        notes = [n for n in self.plan.notes if n and not n.startswith("no reliable rep signal")]
         if notes:
             rows.append(("tech_notes", "; ".join(self.note(n) for n in notes)))
         items = "".join(
@@ -511,13 +510,21 @@ class _Page:
             f'<table class="grid">{items}</table></details>'
         )
 
+    def notes(self) -> str:
+        """The run's notes (what it could not do, or left out), for the manager to read."""
+        notes = [n for n in self.report.summary.notes if n]
+        if not notes:
+            return ""
+        items = "".join(f"<li>{html.escape(self.note(n))}</li>" for n in notes)
+        return f"<h2>{self.say('notes_title')}</h2>\n<ul>{items}</ul>"
+
     def note(self, text: str) -> str:
-        if self.lang == "en":
-            return text
-        for pattern, template in NOTES_ZH:
+        """``text`` in the report's language (known notes), else as it is."""
+        for pattern, english, chinese in NOTES:
             found = re.fullmatch(pattern, text)
             if found:
-                return template.format(**found.groupdict())
+                template = chinese if self.lang == "zh" else english
+                return template.format(**found.groupdict()) if template else text
         return text
 
 
@@ -533,6 +540,11 @@ def _missing(value: object) -> bool:
 
 def _num(value: object) -> float:
     return 0.0 if _missing(value) else float(value)
+
+
+def _signed_pct(share: float) -> str:
+    """A signed share in percent with one decimal ("+31.2%"); "0%" when it rounds to nothing."""
+    return "0%" if round(share, 3) == 0 else f"{share:+.1%}"
 
 
 def _pct(value: object) -> str:

@@ -75,7 +75,7 @@ TEXT: dict[str, dict[str, str]] = {
         "col_todo": "what to do",
         "workload_title": "Workload today",
         "workload_note": "Leads given today against each rep's capacity; kept leads stay on top.",
-        "absent_reps": "No room today (absent, or at the open-lead limit): {names}.",
+        "absent_reps": "No room today (absent, inactive, or at the open-lead limit): {names}.",
         "legend_assigned": "given today",
         "legend_kept": "kept",
         "legend_capacity": "capacity today",
@@ -130,6 +130,7 @@ TEXT: dict[str, dict[str, str]] = {
         "rule_name_new_rep_quota": "new-rep quota",
         "rule_name_top_tier_cap": "top-tier cap",
         "reps_title": "Per rep",
+        "notes_title": "Good to know",
         "left_out_title": "Leads left out for age",
         "left_out_none": "No lead was left out for age.",
         "left_out_note": (
@@ -201,7 +202,7 @@ TEXT: dict[str, dict[str, str]] = {
         "col_todo": "需要做的事",
         "workload_title": "今日工作量",
         "workload_note": "今天分配给每位销售的线索数与其今日容量对比；保留的线索叠加显示。",
-        "absent_reps": "今天无空余容量（缺勤或在跟进线索已达上限）：{names}。",
+        "absent_reps": "今天无空余容量（缺勤、已停用或在跟进线索已达上限）：{names}。",
         "legend_assigned": "今日分配",
         "legend_kept": "保留",
         "legend_capacity": "今日容量",
@@ -238,6 +239,7 @@ TEXT: dict[str, dict[str, str]] = {
         "rule_name_new_rep_quota": "新人配额",
         "rule_name_top_tier_cap": "优质线索上限",
         "reps_title": "各销售明细",
+        "notes_title": "请注意",
         "left_out_title": "因过期未分配的线索",
         "left_out_none": "没有因过期而未分配的线索。",
         "left_out_note": (
@@ -473,20 +475,46 @@ REPORT_HEADERS: dict[str, dict[str, str]] = {
     },
 }
 
-NOTES_ZH: list[tuple[str, str]] = [
+NOTES: list[tuple[str, str | None, str]] = [
     (
         r"no reliable rep signal: uplift is zero and the matching only balances lead value "
         r"and load",
+        None,
         "销售之间无可靠差异：提升为零，分配只均衡线索价值和工作量",
     ),
     (
         r"expected_value missing for (?P<n>\d+) lead\(s\): used the median (?P<median>\S+)",
+        None,
         "{n} 条线索缺少预期金额：已用中位数 {median} 填补",
     ),
     (
         r"SLA reclaim is off: the export has no first-contact dates.*",
+        None,
         "超时收回已关闭：导出数据中没有首次联系日期，无法判断哪些线索从未联系（映射首次联系日期列即可开启）",
     ),
+    (
+        r"(?P<n>\d+) open lead\(s\) held by (?P<reps>\d+) rep\(s\) who left \((?P<shown>.*)\) "
+        r"are placed again",
+        None,
+        "{n} 条在跟进线索的负责人已离开团队（{shown}），已重新分配",
+    ),
+    (
+        r"(?P<n>\d+) lead\(s\) older than (?P<days>\d+) days are left out \(listed in the "
+        r"pool's too-old leads\)",
+        "{n} lead(s) older than {days} days are left out (listed below and in left_out.csv)",
+        "{n} 条线索已超过 {days} 天，未予分配（见下文及 left_out.csv）",
+    ),
+    (
+        r"no SLA reclaim on \w+ (?P<date>[\d-]+): it is not one of the team's working days",
+        None,
+        "{date} 不是团队的工作日：今天不做超时收回",
+    ),
+    (
+        r"The export has no leads as of the run date: there is nothing to place, so the files "
+        r"are empty\.",
+        None,
+        "截至运行日期，导出数据中没有线索：没有需要分配的线索，文件为空。",
+    ),
 ]
-"""Chinese for the run's known notes (regular expression of the English, template); a note not
-listed here is shown as it is."""
+"""The run's known notes: (regular expression of the English, English for the manager or None
+to keep it, Chinese). A note not listed here is shown as it is."""

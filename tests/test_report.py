@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_outputs import plan_of
+from test_outputs import NO_FAIRNESS, plan_of
 
 from matching import MatchingConfig
 from pipelines.outputs import ZH_HEADERS
@@ -134,8 +134,8 @@ def test_the_english_report_has_its_sections_tiles_and_no_pictures_of_text(plan)
 def test_reps_without_room_are_named_under_the_workload_chart():
     plan = plan_of(P, [1, 0, 2], leads=LEADS, reps={"available": [True, False, True]})
     text = words_of(render_report(report_of(plan), "en"))
-    assert "No room today (absent, or at the open-lead limit): Rep 1." in text
-    assert "今天无空余容量（缺勤或在跟进线索已达上限）：Rep 1。" in words_of(
+    assert "No room today (absent, inactive, or at the open-lead limit): Rep 1." in text
+    assert "今天无空余容量（缺勤、已停用或在跟进线索已达上限）：Rep 1。" in words_of(
         render_report(report_of(plan), "zh")
     )
 
@@ -323,3 +323,28 @@ def test_a_missed_new_rep_quota_names_the_ramping_reps(plan):
     assert "新人期销售（Rep 1、Rep 2）在统计窗口内获得的优质线索份额为 4.2%" in words_of(
         render_report(report, "zh")
     )
+
+
+def test_the_run_notes_are_shown_in_the_report_language(plan):
+    notes = [
+        "8 lead(s) older than 30 days are left out (listed in the pool's too-old leads)",
+        "3 open lead(s) held by 1 rep(s) who left (R5) are placed again",
+        "something new the report has no words for yet",
+    ]
+    report = report_of(plan, notes=notes)
+    english = words_of(render_report(report, "en"))
+    assert (
+        "Good to know 8 lead(s) older than 30 days are left out (listed below and in "
+        "left_out.csv) 3 open lead(s) held by 1 rep(s) who left (R5) are placed again"
+    ) in english
+    chinese = words_of(render_report(report, "zh"))
+    assert "请注意 8 条线索已超过 30 天，未予分配（见下文及 left_out.csv）" in chinese
+    assert "3 条在跟进线索的负责人已离开团队（R5），已重新分配" in chinese
+    assert "something new the report has no words for yet" in chinese  # shown, not dropped
+
+
+def test_a_plan_no_better_than_round_robin_says_0_not_plus_zero():
+    plan = plan_of([[0.5, 0.5], [0.5, 0.5]], [1, 1], config=NO_FAIRNESS)
+    text = words_of(render_report(report_of(plan), "en"))
+    assert "vs round-robin 0 (0%)" in text
+    assert "this plan expects 1.0 wins: 0 (0%)." in text
