@@ -42,27 +42,39 @@ described in :mod:`matching.config` and :mod:`matching.optimiser`; reason texts 
 :mod:`matching.explain` (``explain.render`` re-renders them with another catalogue).
 """
 
-from matching.config import MatchingConfig
-from matching.engine import POLICIES, MatchDiagnostics, MatchResult, candidate_pairs, match
-from matching.explain import ENGLISH, REASONS, ReasonCatalogue, render
-from matching.fairness import FairnessReport, SoftViolation, fairness_metrics
-from matching.optimiser import AssignmentProblem, Optimiser, Solution
+import importlib
 
-__all__ = [
-    "ENGLISH",
-    "POLICIES",
-    "REASONS",
-    "AssignmentProblem",
-    "FairnessReport",
-    "MatchDiagnostics",
-    "MatchResult",
-    "MatchingConfig",
-    "Optimiser",
-    "ReasonCatalogue",
-    "SoftViolation",
-    "Solution",
-    "candidate_pairs",
-    "fairness_metrics",
-    "match",
-    "render",
-]
+# Exports are imported on first use, so reading the configuration (matching.config) does not
+# load the optimiser stack: the CLI checks a config file before any heavy import.
+_EXPORTS = {
+    "MatchingConfig": "matching.config",
+    "POLICIES": "matching.engine",
+    "MatchDiagnostics": "matching.engine",
+    "MatchResult": "matching.engine",
+    "candidate_pairs": "matching.engine",
+    "match": "matching.engine",
+    "ENGLISH": "matching.explain",
+    "REASONS": "matching.explain",
+    "ReasonCatalogue": "matching.explain",
+    "render": "matching.explain",
+    "FairnessReport": "matching.fairness",
+    "SoftViolation": "matching.fairness",
+    "fairness_metrics": "matching.fairness",
+    "AssignmentProblem": "matching.optimiser",
+    "Optimiser": "matching.optimiser",
+    "Solution": "matching.optimiser",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'matching' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -11,7 +11,28 @@
 Pure: no file I/O (pipelines/ writes the tables).
 """
 
-from simulation.scenarios import SCENARIOS, Scenario, without_rep_effects
-from simulation.world import CrmWorld, simulate
+import importlib
 
-__all__ = ["SCENARIOS", "CrmWorld", "Scenario", "simulate", "without_rep_effects"]
+# Exports are imported on first use, so the scenario names (simulation.scenarios) can be checked
+# without loading numpy and pandas.
+_EXPORTS = {
+    "SCENARIOS": "simulation.scenarios",
+    "Scenario": "simulation.scenarios",
+    "without_rep_effects": "simulation.scenarios",
+    "CrmWorld": "simulation.world",
+    "simulate": "simulation.world",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'simulation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
