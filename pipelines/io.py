@@ -14,6 +14,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -253,29 +254,103 @@ def _load_mapped(folder: Path, mapping: str | Path, timezone: str) -> LoadedData
     )
 
 
+VERSIONS = ".versions"
+"""Folder, beside each published output, of the complete versions its links point to."""
+_STAGING: set[Path] = set()
+"""This process's staging folders still being written (never cleaned as leftovers)."""
+
+
 @contextlib.contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; on success it replaces ``target`` whole.
+    """Yield an empty staging folder; on success publish it as ``target`` with one atomic rename.
 
-    On any error the temporary folder is removed and ``target`` is left as it was, so readers
-    never see a half-written output.
+    ``target`` becomes a symbolic link to a complete version in ``<parent>/.versions/``.
+    Publishing writes a new link beside it and renames that over ``target`` (``os.replace``,
+    atomic on POSIX file systems), so whenever the process dies a reader of ``target/...`` sees
+    the previous version or the new one, never a missing or half-written folder; the replaced
+    version is deleted afterwards. On any error the staging folder is removed and ``target`` is
+    left as it was. Leftovers of runs that died (their staging folders and links, the temporary
+    folders of the earlier two-rename layout) are deleted first, but only while ``target``
+    exists: when it does not, they may hold the last complete copy.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; outputs are for the team to read
+    versions = target.parent / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(target)
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.{os.getpid()}.", dir=versions))
+    staging.chmod(0o755)  # mkdtemp makes it private; outputs are for the team to read
+    _STAGING.add(staging)
     try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(target)
+        yield staging
+        _sync(staging)
+        _publish(staging, target)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            versions.rmdir()  # only when nothing else is in it
         raise
+    finally:
+        _STAGING.discard(staging)
+
+
+def _publish(staging: Path, target: Path) -> None:
+    parent = target.parent
+    previous = target.resolve() if target.is_symlink() else None
+    if target.is_dir() and not target.is_symlink():
+        # A plain folder from before versioned outputs: moved into .versions once, so that the
+        # link can replace it (a crash right here leaves it there, and nothing is cleaned until
+        # the target exists again).
+        previous = staging.with_name(f"{target.name}.{os.getpid()}.plain")
+        target.rename(previous)
+    link = parent / f".{target.name}.{os.getpid()}.link"
+    link.unlink(missing_ok=True)
+    link.symlink_to(staging.relative_to(parent))  # relative: the output folder can be moved
+    os.replace(link, target)
+    _sync(parent, files=False)
+    if previous is not None and previous != staging.resolve():
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _clean_leftovers(target: Path) -> None:
+    if not target.exists():
+        return
+    parent, name = target.parent, re.escape(target.name)
+    live = target.resolve() if target.is_symlink() else None
+    for entry in (parent / VERSIONS).iterdir():
+        owner = re.fullmatch(rf"{name}\.(\d+)\.[^.]+", entry.name)
+        if owner and entry.resolve() != live and _abandoned(entry, int(owner[1])):
+            shutil.rmtree(entry, ignore_errors=True)
+    for entry in parent.iterdir():
+        link = re.fullmatch(rf"\.{name}\.(\d+)\.link", entry.name)
+        if link and _abandoned(entry, int(link[1])):
+            entry.unlink(missing_ok=True)
+        elif entry.is_dir() and re.fullmatch(rf"\.{name}\.(old-\d+|[a-z0-9_]{{8}})", entry.name):
+            shutil.rmtree(entry, ignore_errors=True)  # the two-rename layout's temporary folders
+
+
+def _abandoned(entry: Path, pid: int) -> bool:
+    """Whether ``entry``, made by process ``pid``, is no run's work in progress."""
+    if pid == os.getpid():
+        return entry not in _STAGING
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _sync(folder: Path, files: bool = True) -> None:
+    """Flush ``folder`` (and the files under it) to disk, so that a power cut after publishing
+    cannot leave a link to a folder whose contents were never written."""
+    paths = [p for p in folder.rglob("*") if p.is_file()] if files else []
+    for path in [*paths, folder]:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def write_data_folder(data: CrmData, folder: Path) -> dict[str, Path]:

@@ -3,7 +3,7 @@
 Steps: load and validate the data as of the run date; load the champion model; pick the leads
 to place (unassigned, plus leads reclaimed after the first-contact SLA); work out each rep's day;
 score lead x rep pairs in bounded chunks; match under capacity and fairness; write the CSVs and
-the report atomically into ``<out>/<run_date>/`` and log the run to MLflow.
+the report, log the run to MLflow, and only then publish them atomically as ``<out>/<run_date>/``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pipelines.tracking import (
     CHAMPION,
     REGISTERED_MODEL,
     TrackingError,
-    quiet_mlflow,
     use_experiment,
 )
 
@@ -81,7 +80,6 @@ def load_champion(config: LeadmatchConfig) -> Champion:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    quiet_mlflow()
     use_experiment(EXPERIMENT, config.tracking)
     try:
         version = MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
@@ -246,8 +244,10 @@ def recommend_flow(
         model_version=champion.version,
         rep_signal_used=champion.rep_signal_used,
     )
-    write_outputs(plan, summary, champion, fair, n_pairs, lang)
-    log_recommendation(fair, summary, config, n_pairs)
+    # Logged before it is published: a run MLflow did not record never reaches the managers.
+    with atomic_directory(summary.folder) as staging:
+        write_outputs(plan, summary, champion, fair, n_pairs, lang, staging)
+        log_recommendation(fair, summary, config, n_pairs, staging)
     return summary
 
 
@@ -305,9 +305,10 @@ def write_outputs(
     fair: MatchResult,
     n_pairs: int,
     lang: str,
+    folder: Path,
 ) -> Path:
-    """Write the plan's CSVs (assignments, rep_summary, left_out) and report.html atomically
-    into the run's folder."""
+    """Write the plan's CSVs (assignments, rep_summary, left_out) and report.html into
+    ``folder`` (the staging folder the flow publishes)."""
     report = RunReport(
         summary=summary,
         plan=plan,
@@ -316,17 +317,21 @@ def write_outputs(
         solver_gap=fair.diagnostics.gap,
         candidate_pairs=n_pairs,
     )
-    with atomic_directory(summary.folder) as tmp:
-        write_plan(plan, tmp, lang)
-        write_report(report, tmp / "report.html", lang)
-    return summary.folder
+    write_plan(plan, folder, lang)
+    write_report(report, folder / "report.html", lang)
+    return folder
 
 
 @task(cache_policy=NO_CACHE)
 def log_recommendation(
-    fair: MatchResult, summary: RecommendSummary, config: LeadmatchConfig, n_pairs: int
+    fair: MatchResult,
+    summary: RecommendSummary,
+    config: LeadmatchConfig,
+    n_pairs: int,
+    folder: Path,
 ) -> None:
-    """Log the run to MLflow (experiment leadmatch-recommend) with its output files."""
+    """Log the run to MLflow (experiment leadmatch-recommend) with its output files, read from
+    ``folder`` before they are published."""
     import mlflow
 
     d, f = fair.diagnostics, fair.fairness
@@ -364,4 +369,4 @@ def log_recommendation(
         if summary.price_of_fairness is not None:
             metrics["price_of_fairness"] = summary.price_of_fairness
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(float(v))})
-        mlflow.log_artifacts(str(summary.folder))
+        mlflow.log_artifacts(str(folder))

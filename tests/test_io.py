@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -90,12 +95,101 @@ def test_atomic_directory_leaves_nothing_on_failure(tmp_path):
 
 def test_atomic_directory_replaces_an_existing_output_whole(tmp_path):
     target = tmp_path / "out"
-    target.mkdir()
+    target.mkdir()  # a plain folder, as written before outputs were versioned
     (target / "old.csv").write_text("old")
-    with atomic_directory(target) as tmp:
-        (tmp / "new.csv").write_text("new")
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    for content in ("new", "newer"):
+        with atomic_directory(target) as tmp:
+            (tmp / "new.csv").write_text(content)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".versions", "out"]
     assert [p.name for p in target.iterdir()] == ["new.csv"]
+    assert (target / "new.csv").read_text() == "newer"
+    assert [target.resolve()] == list((tmp_path / ".versions").iterdir())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to die mid-publish")
+def test_a_run_killed_at_any_point_of_publishing_leaves_a_whole_output(tmp_path):
+    """The run dies (os._exit, as under kill -9) at each file-system change of the publish in
+    turn: the output is always the old one or the new one, and the next run cleans up."""
+    target = tmp_path / "out" / "2025-05-06"
+    with atomic_directory(target) as tmp:
+        (tmp / "assignments.csv").write_text("old")
+    for step in range(1, 20):
+        pid = os.fork()
+        if pid == 0:
+            _die_at_change(step)
+            with atomic_directory(target) as tmp:
+                (tmp / "assignments.csv").write_text("new")
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert (target / "assignments.csv").read_text() in ("old", "new"), step
+        if os.waitstatus_to_exitcode(status) == 0:
+            break
+        with atomic_directory(target) as tmp:  # the next night: it publishes and cleans up
+            (tmp / "assignments.csv").write_text("old")
+        assert sorted(p.name for p in target.parent.iterdir()) == [".versions", "2025-05-06"]
+        assert len(list((target.parent / ".versions").iterdir())) == 1
+    else:
+        raise AssertionError("the publish never finished")
+    assert step > 2, step  # it did die at the changes before the last
+
+
+def _die_at_change(step: int) -> None:
+    """Make the step-th file-system change of this (forked) process exit on the spot."""
+    calls = iter(range(1, 1000))
+
+    def dying(change):
+        def wrapper(*args, **kwargs):
+            if next(calls) == step:
+                os._exit(9)
+            return change(*args, **kwargs)
+
+        return wrapper
+
+    for module, name in [
+        (os, "rename"),
+        (os, "replace"),
+        (os, "symlink"),
+        (os, "unlink"),
+        (os, "rmdir"),
+        (shutil, "rmtree"),
+    ]:
+        setattr(module, name, dying(getattr(module, name)))
+
+
+def test_leftovers_of_crashed_runs_are_cleaned(tmp_path):
+    target = tmp_path / "2025-05-06"
+    with atomic_directory(target) as tmp:
+        (tmp / "assignments.csv").write_text("day")
+    dead = _dead_pid()
+    stale = [
+        tmp_path / ".versions" / f"2025-05-06.{dead}.abc123",  # a staging folder
+        tmp_path / ".2025-05-06.x1y2z3w4",  # the two-rename layout's staging folder
+        tmp_path / f".2025-05-06.old-{dead}",  # ... and its old copy
+    ]
+    for folder in stale:
+        folder.mkdir()
+        (folder / "assignments.csv").write_text("half")
+    (tmp_path / f".2025-05-06.{dead}.link").symlink_to(".versions")
+    other_run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    busy = tmp_path / ".versions" / f"2025-05-06.{other_run.pid}.inprogress"
+    busy.mkdir()  # another live run's staging folder is not touched
+    try:
+        with atomic_directory(target) as tmp:
+            (tmp / "assignments.csv").write_text("day again")
+    finally:
+        other_run.kill()
+        other_run.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".versions", "2025-05-06"]
+    assert sorted(p.name for p in (tmp_path / ".versions").iterdir()) == sorted(
+        [target.resolve().name, busy.name]
+    )
+    assert (target / "assignments.csv").read_text() == "day again"
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_written_folder_round_trips(tmp_path, tiny):

@@ -102,3 +102,19 @@ def test_dates_outside_the_data_and_missing_models_are_clear_errors(
     ):
         recommend_flow(small_folder, RUN_DATE, tmp_path, empty)
     assert not (tmp_path / RUN_DATE).exists()
+
+
+def test_a_run_mlflow_did_not_record_publishes_nothing(
+    trained, small_folder, tmp_path, monkeypatch
+):
+    """The run is logged before its files are published: when logging fails, no outputs."""
+    import mlflow
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("the tracking server went away")
+
+    monkeypatch.setattr(mlflow, "log_artifacts", unreachable)
+    with pytest.raises(ConnectionError, match="went away"):
+        recommend_flow(small_folder, RUN_DATE, tmp_path, trained)
+    assert not (tmp_path / RUN_DATE).exists()
+    assert list(tmp_path.iterdir()) == []
