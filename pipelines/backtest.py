@@ -80,7 +80,7 @@ from models.training import TrainingResult, train_and_evaluate
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
-from pipelines.tracking import quiet_mlflow, use_experiment
+from pipelines.tracking import use_experiment
 
 EXPERIMENT = "leadmatch-backtest"
 POLICIES = (
@@ -328,7 +328,8 @@ def replay(
     ``model`` is the pair model trained on the world's history (its ``rep_signal_`` decides
     whether leadmatch may use rep-specific uplift); ``seed`` chooses the new leads; ``bands``
     adds one leadmatch replay per value-share band width (the fairness curve). ``progress`` is
-    called with a line of text after each run. See the module docstring for the protocol.
+    called with a line of text at the start of each day and after each policy's run. See the
+    module docstring for the protocol.
     """
     reps = world.data.reps.reset_index(drop=True)
     revealed = revealed_history(world)
@@ -358,6 +359,9 @@ def replay(
             leads = pd.concat(lead_frames, ignore_index=True).set_index("lead_id", drop=False)
             day = _Day.build(context, leads, states, at)
             capacity_rows.append(day.capacity_frame())
+            which = f"day {k + 1} of {days}" if k < days else "after the last day"
+            if progress is not None:
+                progress(f"{at:%Y-%m-%d} ({which}): {len(day.lead_ids)} leads waiting")
             for name, policy in policies.items():
                 started = time.perf_counter()
                 placed, run, broken = _run_policy(context, policy, states[name], day)
@@ -365,8 +369,11 @@ def replay(
                 run_rows.append(run)
                 records.append(placed.assign(policy=name))
                 violations.append(broken.assign(policy=name, run_at=at))
-            if progress is not None:
-                progress(f"{at:%Y-%m-%d}: {len(day.lead_ids)} leads waiting")
+                if progress is not None:
+                    progress(
+                        f"{at:%Y-%m-%d} {name}: placed {run['placed']} of {run['pending']} "
+                        f"in {run['seconds']:.1f} s"
+                    )
         if k >= days and (np.is_busday(np.datetime64(at.date())) or not _waiting(states)):
             break
         if k < days:
@@ -1318,7 +1325,6 @@ def log_backtest(
     """One MLflow run in the `leadmatch-backtest` experiment: params, metrics, files, texts."""
     import mlflow
 
-    quiet_mlflow()
     use_experiment(EXPERIMENT, config.tracking)
     with mlflow.start_run() as run:
         mlflow.set_tags({"mode": params["mode"], "config_hash": config.digest()})

@@ -1,23 +1,30 @@
 """The `leadmatch` command line.
 
-Every command turns a user's mistake (bad data, a missing file, a bad option) into a short
-message and a non-zero exit code; tracebacks are for bugs only.
+Every command turns a user's mistake (bad data, a missing file, a bad option) into one short
+message and exit code 2; tracebacks are for bugs only (exit 1). A command checks its arguments,
+config, output folder and MLflow store first, with nothing heavy imported and no server started
+(:mod:`pipelines.checks`), so a mistake is reported in about a second; only then does it load the
+flows and start Prefect (:mod:`pipelines.runtime`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import os
-from collections.abc import Callable
+import io
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from pipelines import checks, runtime
 from pipelines.errors import UserFacingError
 
 app = typer.Typer(
@@ -31,20 +38,23 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
-
-# Prefect reads these when it is first imported: an in-process server needs longer than the
-# default 20 s to start on a small machine, and nothing should phone home.
-PREFECT_DEFAULTS = {
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-}
+_options = {"verbose": False}
 
 
 @app.callback()
-def _setup() -> None:
-    for key, value in PREFECT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+def _setup(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show Prefect's and MLflow's own log lines and third-party warnings, and the "
+            "traceback of a step that failed.",
+        ),
+    ] = False,
+) -> None:
+    _options["verbose"] = verbose
+    runtime.configure(verbose)
 
 
 class UserError(UserFacingError):
@@ -52,24 +62,43 @@ class UserError(UserFacingError):
 
 
 def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print user errors (bad data, bad config, missing files) plainly and exit non-zero."""
+    """Print user errors (bad data, bad config, missing files) plainly and exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pipelines.io import DataError
-
         try:
             return command(*args, **kwargs)
-        except DataError as err:
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}")
-            if err.problems is not None and len(err.problems):
-                _print_problems(err.problems)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
         except (UserFacingError, FileNotFoundError) as err:
             err_console.print(f"[bold red]error:[/] {escape(str(err))}")
+            problems = getattr(err, "problems", None)
+            if problems is not None and len(problems):
+                _print_problems(problems)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper
+
+
+def _settings(config: Path | None):
+    """The configuration (a light import: no pandas, no Prefect)."""
+    from pipelines.config import load_config
+
+    return load_config(config)
+
+
+def _use_store(settings) -> None:
+    """Check the MLflow store before anything heavy runs, and say which one is used."""
+    from pipelines.tracking import check_store, describe_store
+
+    check_store(settings.tracking)
+    err_console.print(f"MLflow store: {describe_store(settings.tracking)}", highlight=False)
+
+
+@contextlib.contextmanager
+def _flows(what: str, module: str) -> Iterator[runtime.Progress]:
+    """Import the flows of ``module`` and run them with progress lines (see pipelines.runtime)."""
+    progress = runtime.Progress(err_console, what)
+    with runtime.flow_session(progress, _options["verbose"], preload=(module,)):
+        yield progress
 
 
 def _print_problems(problems: Any, limit: int = 100) -> None:
@@ -123,11 +152,12 @@ def validate(
     Exits 0 only when the data is usable by leadmatch; otherwise lists every problem with its
     file, line and column. Timestamps are read on the config's `timezone`.
     """
+    settings = _settings(config)
+    checks.data_folder(path)
+    checks.mapping(mapping)
     from features.describe import describe_crm, usability_problems
-    from pipelines.config import load_config
     from pipelines.io import load_data_folder
 
-    settings = load_config(config)
     loaded = load_data_folder(path, mapping, timezone=settings.timezone)
     _print_mapping(f"{path}", describe_crm(loaded.data))
     if loaded.repairs:
@@ -154,15 +184,12 @@ def simulate(
     """Generate a synthetic CRM world with known ground truth and write it as a data folder."""
     import time
 
+    checks.scenario(scenario)
+    checks.output_folder(out)
     from features.describe import describe_crm
     from pipelines.io import write_data_folder
-    from simulation import SCENARIOS
     from simulation import simulate as run_simulation
 
-    if scenario not in SCENARIOS:
-        raise UserError(
-            f"unknown scenario {scenario!r}; choose one of {', '.join(sorted(SCENARIOS))}"
-        )
     started = time.perf_counter()
     with console.status(f"simulating the {scenario!r} world (seed {seed})..."):
         world = run_simulation(scenario, seed=seed)
@@ -181,11 +208,13 @@ def train(
     mapping: MappingOption = None,
 ) -> None:
     """Train the calibrated lead x rep model, compare it with baselines, register it in MLflow."""
-    from pipelines.config import load_config
-    from pipelines.train import metrics_table, train_flow
+    settings = _settings(config)
+    checks.data_folder(data)
+    checks.mapping(mapping)
+    _use_store(settings)
+    with _flows("training", "pipelines.train"):
+        from pipelines.train import metrics_table, train_flow
 
-    settings = load_config(config)
-    with console.status("training: load, features, fit, evaluate, log (about a minute)..."):
         summary = train_flow(data, settings, mapping)
     table = Table(title=f"held-out metrics ({summary.n_test} pairs, trained on {summary.n_train})")
     metrics = metrics_table(summary)
@@ -220,14 +249,16 @@ def recommend(
     mapping: MappingOption = None,
 ) -> None:
     """Recommend the day's lead assignments: CSVs for managers, a one-page report, an MLflow run."""
-    from pipelines.config import load_config
-    from pipelines.recommend import recommend_flow
+    run_date = checks.run_date(date)
+    checks.language(lang)
+    settings = _settings(config)
+    checks.data_folder(data)
+    checks.mapping(mapping)
+    out = checks.output_folder(out or settings.paths.recommendations)
+    _use_store(settings)
+    with _flows(f"recommending assignments for {run_date}", "pipelines.recommend"):
+        from pipelines.recommend import recommend_flow
 
-    if lang not in ("en", "zh"):
-        raise UserError(f"unknown language {lang!r}: use --lang en or --lang zh")
-    run_date = _parse_date(date)
-    settings = load_config(config)
-    with console.status(f"recommending assignments for {run_date}..."):
         summary = recommend_flow(data, run_date, out, settings, lang, mapping)
     _print_mapping(
         f"recommendations for {summary.run_date}",
@@ -250,15 +281,6 @@ def recommend(
     )
 
 
-def _parse_date(text: str) -> str:
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise UserError(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2025-05-06") from None
-
-
 @app.command()
 @_friendly
 def schedule(
@@ -279,21 +301,22 @@ def schedule(
     lang: LangOption = "en",
 ) -> None:
     """Serve the recommend flow as a Prefect deployment on a cron schedule (runs until stopped)."""
+    checks.language(lang)
+    settings = _settings(config)
+    checks.data_folder(data)
+    out = checks.output_folder(out or settings.paths.recommendations)
+    _use_store(settings)
     from prefect.schedules import Cron
 
-    from pipelines.config import load_config
     from pipelines.recommend import recommend_flow
 
-    settings = load_config(config)
-    if not data.is_dir():
-        raise UserError(f"{data}: no such folder")
     console.print(f"serving 'recommend/leadmatch-nightly' on '{cron}' ({timezone}); Ctrl+C to stop")
     recommend_flow.serve(
         name="leadmatch-nightly",
         schedules=[Cron(cron, timezone=timezone)],
         parameters={
             "data": str(data.resolve()),
-            "out": str((out or settings.paths.recommendations).resolve()),
+            "out": str(out.resolve()),
             "config": settings.model_dump(mode="json"),
             "lang": lang,
         },
@@ -318,13 +341,22 @@ def backtest(
     config: ConfigOption = None,
 ) -> None:
     """Does leadmatch beat round-robin? Replay the simulator against the truth, or estimate it on history."""
-    from pipelines.backtest import run_backtest
-    from pipelines.config import load_config
-
     if (scenario is None) == (data is None):
         raise UserError("give either --scenario NAME (simulator) or --data DIR (real history)")
-    settings = load_config(config)
-    with console.status("backtesting (a few minutes on the default scenario)..."):
+    if scenario is not None:
+        checks.scenario(scenario)
+    else:
+        checks.data_folder(data)
+        checks.mapping(mapping)
+    if days < 1:
+        raise UserError(f"--days must be at least 1, got {days}")
+    settings = _settings(config)
+    if out is not None:
+        checks.output_folder(out)
+    _use_store(settings)
+    with _flows("backtesting", "pipelines.backtest"):
+        from pipelines.backtest import run_backtest
+
         summary = run_backtest(
             scenario=scenario,
             days=days,
@@ -334,17 +366,67 @@ def backtest(
             out=out,
             config=settings,
         )
-    table = Table(title="backtest", title_justify="left")
-    for column in summary.table.columns:
-        table.add_column(str(column), justify="right")
-    for row in summary.table.itertuples(index=False):
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-    console.print(table)
+    _print_backtest_table(summary.table)
     for line in summary.messages:
-        console.print(f"- {line}")
+        console.print(f"- {line}", markup=False)
     if summary.out is not None:
         console.print(f"wrote {summary.out}")
     console.print(f"took {summary.seconds:.0f} s")
+
+
+BACKTEST_COLUMNS = {
+    "expected_wins": ("expected wins", "{:.1f}"),
+    "lift_vs_round_robin": ("lift over round robin", "{:+.1%}"),
+    "oracle_lift_captured": ("share of the oracle's lift", "{:.0%}"),
+    "price_of_fairness": ("price of fairness", "{:.2f}"),
+    "hard_violations": ("hard limits broken", "{:.0f}"),
+    "soft_violations": ("soft limits missed", "{:.0f}"),
+    "unreachable_violations": ("soft limits out of reach", "{:.0f}"),
+    "max_value_share_deviation": ("largest share deviation", "{:.1%}"),
+}
+"""Headers (in words that wrap) and formats of the backtest table's columns."""
+
+
+def _print_backtest_table(frame: Any) -> None:
+    """The backtest table, readable in 100 columns: names whole, numbers formatted, headers
+    wrapped; on a narrower screen one block per row instead."""
+
+    def cell(value: object, spec: str | None) -> str:
+        if isinstance(value, float) and math.isnan(value):
+            return "-"
+        if spec is not None and isinstance(value, int | float):
+            return spec.format(value)
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    columns = [str(c) for c in frame.columns]
+    headers = [BACKTEST_COLUMNS.get(c, (c.replace("_", " "), None)) for c in columns]
+    rows = [
+        [cell(v, spec) for v, (_, spec) in zip(row, headers, strict=True)]
+        for row in frame.itertuples(index=False)
+    ]
+    table = Table(
+        title="backtest",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for i, (header, _) in enumerate(headers):
+        widest = max([len(word) for word in header.split()] + [len(r[i]) for r in rows])
+        table.add_column(header, justify="left" if i == 0 else "right", width=widest)
+    for row in rows:
+        table.add_row(*(Text(value) for value in row))
+    wide = Console(file=io.StringIO(), width=10_000)
+    wide.print(table)
+    if max(len(line.rstrip()) for line in wide.file.getvalue().splitlines()) <= console.width:
+        console.print(table)
+        return
+    console.print("backtest")
+    for row in rows:
+        console.print(row[0], markup=False, highlight=False)
+        for (header, _), value in zip(headers[1:], row[1:], strict=True):
+            console.print(f"  {header}: {value}", markup=False, highlight=False)
 
 
 @app.command()

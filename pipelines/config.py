@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from features.config import FeatureConfig
 from matching.config import MatchingConfig
-from models.config import ModelConfig
-from models.off_policy import OffPolicyConfig
+from models.config import ModelConfig, OffPolicyConfig
 from pipelines.errors import UserFacingError
 
 
@@ -41,7 +40,11 @@ class TrackingConfig(BaseModel):
     )
     root: Path = Field(
         Path(".leadmatch"),
-        description="Folder of the local MLflow store (mlflow.db) and its artifacts.",
+        description=(
+            "Folder of the local MLflow store (mlflow.db) and its artifacts. A relative path is "
+            "taken from the config file's folder, or from the project folder when there is no "
+            "config file; the LEADMATCH_HOME environment variable overrides it."
+        ),
     )
 
 
@@ -52,7 +55,11 @@ class Paths(BaseModel):
 
     recommendations: Path = Field(
         Path("data/recommendations"),
-        description="Folder under which each nightly run writes <run_date>/.",
+        description=(
+            "Folder under which each nightly run writes <run_date>/. A relative path is taken "
+            "from the config file's folder, or from the current folder when there is no config "
+            "file."
+        ),
     )
 
 
@@ -132,7 +139,8 @@ class LeadmatchConfig(BaseModel):
 
 
 def load_config(path: Path | None = None) -> LeadmatchConfig:
-    """Load and validate the YAML config at ``path`` (None: all defaults).
+    """Load and validate the YAML config at ``path`` (None: all defaults). Relative paths in
+    the file (``tracking.root``, ``paths.recommendations``) are taken from the file's folder.
 
     Raises :class:`ConfigError` naming the file and each invalid field.
     """
@@ -150,10 +158,29 @@ def load_config(path: Path | None = None) -> LeadmatchConfig:
             f"{path}: the config must be a mapping of sections (features:, model:, ...)"
         )
     try:
-        return LeadmatchConfig.model_validate(raw)
+        config = LeadmatchConfig.model_validate(raw)
     except ValidationError as err:
         lines = [
             f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
             for e in err.errors()
         ]
         raise ConfigError(f"{path}: invalid configuration:\n" + "\n".join(lines)) from err
+    return _paths_from(config, path.absolute().parent)
+
+
+def _paths_from(config: LeadmatchConfig, folder: Path) -> LeadmatchConfig:
+    """Relative paths of a config file are relative to its folder, wherever the command runs
+    (a cron job started from / finds the same store and outputs as the user)."""
+
+    def anchored(value: Path) -> Path:
+        value = value.expanduser()
+        return value if value.is_absolute() else folder / value
+
+    return config.model_copy(
+        update={
+            "tracking": config.tracking.model_copy(update={"root": anchored(config.tracking.root)}),
+            "paths": config.paths.model_copy(
+                update={"recommendations": anchored(config.paths.recommendations)}
+            ),
+        }
+    )

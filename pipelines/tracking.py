@@ -1,14 +1,25 @@
-"""MLflow set-up: a local SQLite store and artifact folder by default, never the current directory.
+"""MLflow set-up: where the store is, whether it can be used, and pointing MLflow at it.
 
 The tracking URI comes from ``MLFLOW_TRACKING_URI`` when set, else from the config's
-``tracking.uri``, else ``sqlite:///<project>/.leadmatch/mlflow.db`` with artifacts beside it.
+``tracking.uri``, else it is a local SQLite store ``<store>/mlflow.db`` with its artifacts in
+``<store>/artifacts/``. The store folder is ``LEADMATCH_HOME`` when set, else the config's
+``tracking.root`` (default ``.leadmatch``; :func:`pipelines.config.load_config` resolves a
+relative one against the config file's folder), and without a config file ``.leadmatch/`` in the
+project folder (the leadmatch checkout; ``~`` when leadmatch is installed as a package). It is
+never the current directory, so a cron job started from ``/`` finds the store the user trained.
+
+This module imports nothing heavy: the CLI checks the store (:func:`check_store`) before it
+loads MLflow.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pipelines.errors import UserFacingError
 
@@ -17,28 +28,133 @@ if TYPE_CHECKING:
 
 REGISTERED_MODEL = "leadmatch-pair"
 CHAMPION = "champion"
+HOME_ENV = "LEADMATCH_HOME"
+SQLITE_HEADER = b"SQLite format 3\x00"
+CONNECT_TIMEOUT_S = 5.0
 
 
 class TrackingError(UserFacingError):
     """The MLflow store cannot be reached or read; the CLI prints it without a traceback."""
 
 
-def quiet_mlflow() -> None:
-    """Keep MLflow's informational chatter (schema hints, uv detection) out of the user's terminal."""
-    import logging
-    import warnings
+def project_folder() -> Path:
+    """The leadmatch checkout (the folder of its pyproject.toml), or the user's home folder when
+    leadmatch runs from an installed package."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.home()
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
-    warnings.filterwarnings("ignore", message=".*serialized using CloudPickle.*")
+
+def store_folder(config: TrackingConfig) -> Path:
+    """The folder of the local store (mlflow.db and artifacts/), as an absolute path."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser().absolute()
+    root = config.root.expanduser()
+    return root if root.is_absolute() else project_folder() / root
+
+
+def _remote_uri(config: TrackingConfig) -> str | None:
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.uri
 
 
 def tracking_uri(config: TrackingConfig) -> str:
-    """The MLflow tracking URI in force: environment first, then config, then the local default."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or config.uri
-    if uri:
-        return uri
-    return f"sqlite:///{(config.root / 'mlflow.db').resolve()}"
+    """The MLflow tracking URI in force: environment first, then config, then the local store."""
+    return _remote_uri(config) or f"sqlite:///{store_folder(config) / 'mlflow.db'}"
+
+
+def describe_store(config: TrackingConfig) -> str:
+    """Which store is used and why, in a line for the user."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"{os.environ['MLFLOW_TRACKING_URI']} (from MLFLOW_TRACKING_URI)"
+    if config.uri:
+        return f"{config.uri} (tracking.uri of the config)"
+    if os.environ.get(HOME_ENV):
+        why = f"from {HOME_ENV}"
+    elif config.root.expanduser().is_absolute():
+        why = "from the config"
+    else:
+        why = f"the default: {config.root} in {project_folder()}"
+    return f"{store_folder(config)} ({why})"
+
+
+def check_store(config: TrackingConfig) -> None:
+    """Refuse a store that cannot work, before MLflow is loaded: a local database that is empty,
+    damaged or not MLflow's (MLflow would crash on it, or silently start an empty store over a
+    truncated one), a local folder that cannot be written, or a tracking server that does not
+    answer (MLflow would retry for minutes)."""
+    uri = tracking_uri(config)
+    if uri.startswith("sqlite:///"):
+        _check_sqlite(Path(uri.removeprefix("sqlite:///")), own_store=_remote_uri(config) is None)
+    elif urlsplit(uri).scheme in ("http", "https"):
+        _check_reachable(uri)
+
+
+def _check_sqlite(db: Path, *, own_store: bool) -> None:
+    from pipelines.checks import ArgumentError, output_folder
+
+    restore = (
+        f"Restore {db.name} from a backup, or move it away to start an empty store (the runs "
+        "and models it held are then gone)."
+    )
+    if not db.exists():
+        artifacts = db.parent / "artifacts"
+        if own_store and artifacts.is_dir() and any(artifacts.iterdir()):
+            raise TrackingError(
+                f"the MLflow store {db.parent} holds artifacts of earlier runs but no {db.name}: "
+                f"the database was moved or deleted. Put it back, or move {db.parent} away to "
+                "start an empty store."
+            )
+        try:
+            output_folder(db.parent, option="MLflow store", min_free=0)
+        except ArgumentError as err:
+            raise TrackingError(str(err)) from None
+        return
+    if db.is_dir():
+        raise TrackingError(f"the MLflow database {db} is a folder, not a file")
+    if db.stat().st_size == 0:
+        raise TrackingError(
+            f"the MLflow database {db} is empty (0 bytes): it was truncated. {restore}"
+        )
+    with db.open("rb") as handle:
+        if handle.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise TrackingError(f"{db} is not an SQLite database: it is damaged. {restore}")
+    try:
+        with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=10) as connection:
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.OperationalError as err:
+        if "locked" in str(err):
+            return  # another run is writing to it: a busy store is not a damaged one
+        raise TrackingError(f"the MLflow database {db} is damaged ({err}). {restore}") from None
+    except sqlite3.DatabaseError as err:
+        raise TrackingError(f"the MLflow database {db} is damaged ({err}). {restore}") from None
+    if verdict != "ok":
+        raise TrackingError(f"the MLflow database {db} is damaged ({verdict}). {restore}")
+    if not {"alembic_version", "experiments"} <= tables:
+        raise TrackingError(
+            f"{db} is an SQLite database but not an MLflow store; point LEADMATCH_HOME or "
+            "tracking.root at another folder"
+        )
+
+
+def _check_reachable(uri: str) -> None:
+    import urllib.request
+
+    parts = urlsplit(uri)
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return  # reached through a proxy: MLflow's own (short, see pipelines.runtime) retries decide
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {uri} ({err.strerror or err}): start "
+            "it, or fix MLFLOW_TRACKING_URI / tracking.uri in the config"
+        ) from None
 
 
 def configure_mlflow(config: TrackingConfig) -> str:
@@ -61,17 +177,18 @@ def configure_mlflow(config: TrackingConfig) -> str:
 
 
 def use_experiment(name: str, config: TrackingConfig) -> str:
-    """Select (creating if needed) the experiment ``name`` with artifacts under the project."""
+    """Select (creating if needed) the experiment ``name`` with artifacts under the store."""
     import mlflow
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
 
     configure_mlflow(config)
     try:
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
             location = None
-            if not (os.environ.get("MLFLOW_TRACKING_URI") or config.uri):
-                location = (config.root / "artifacts").resolve().as_uri()
+            if _remote_uri(config) is None:
+                location = (store_folder(config) / "artifacts").as_uri()
             experiment_id = mlflow.create_experiment(name, artifact_location=location)
         else:
             experiment_id = experiment.experiment_id
@@ -80,5 +197,11 @@ def use_experiment(name: str, config: TrackingConfig) -> str:
         raise TrackingError(
             f"cannot use the MLflow store at {tracking_uri(config)}: {err.message}. Check "
             "MLFLOW_TRACKING_URI or tracking.uri in the config."
+        ) from err
+    except SQLAlchemyError as err:
+        raise TrackingError(
+            f"cannot use the MLflow store at {tracking_uri(config)}: "
+            f"{getattr(err, 'orig', None) or err}. Restore the database from a backup, or move "
+            "it away to start an empty store."
         ) from err
     return experiment_id

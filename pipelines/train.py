@@ -21,7 +21,7 @@ from models.training import PAIR, TrainingResult, train_and_evaluate
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import LoadedData, load_data_folder
-from pipelines.tracking import CHAMPION, REGISTERED_MODEL, quiet_mlflow, use_experiment
+from pipelines.tracking import CHAMPION, REGISTERED_MODEL, use_experiment
 
 EXPERIMENT = "leadmatch-train"
 
@@ -90,7 +90,6 @@ def log_training(
 
     from pipelines.serving import PairModelPyfunc, serving_requirements
 
-    quiet_mlflow()
     use_experiment(EXPERIMENT, config.tracking)
     data = loaded.data
     as_of = default_as_of(data)

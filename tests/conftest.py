@@ -16,6 +16,8 @@ from features.schemas import CrmData
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="leadmatch-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Tests name their MLflow stores themselves; a developer's own store must not take their place.
+os.environ.pop("LEADMATCH_HOME", None)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
