@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from features.checks import positions_in
 from features.schemas import CrmData
 
 
@@ -14,7 +15,6 @@ def describe_crm(data: CrmData) -> dict[str, object]:
     """
     asg = data.assignments
     closed = asg["status"].isin(["won", "lost"])
-    assigned = set(asg["lead_id"])
     created = data.leads["created_at"]
     out: dict[str, object] = {
         "reps": len(data.reps),
@@ -31,7 +31,7 @@ def describe_crm(data: CrmData) -> dict[str, object]:
         "open, never contacted": int(
             ((asg["status"] == "open") & asg["first_contact_at"].isna()).sum()
         ),
-        "unassigned leads": int((~data.leads["lead_id"].isin(assigned)).sum()),
+        "unassigned leads": int((positions_in(data.leads["lead_id"], asg["lead_id"]) < 0).sum()),
         "reps with history": int(asg["rep_id"].nunique()),
     }
     return out

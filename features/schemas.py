@@ -208,9 +208,10 @@ def check_crm(
         except pa.errors.SchemaErrors as err:
             log.pandera(name, frame, err.failure_cases)
             coerced[name] = checks.coerce_leniently(name, frame)
-    repairs = checks.check_time_order(coerced, log)
-    checks.check_export_end(coerced, log)
-    checks.check_across_tables(coerced, log)
+    rows = checks.lead_rows(coerced)
+    repairs = checks.check_time_order(coerced, rows, log)
+    checks.check_export_end(coerced, rows, log)
+    checks.check_across_tables(coerced, rows, log)
     problems, columns = log.report()
     if len(problems) or columns:
         raise CrmValidationError(problems, columns)

@@ -69,12 +69,12 @@ def read_located(path: Path) -> tuple[pd.DataFrame, Origin]:
         except Exception as err:  # pyarrow raises several unrelated types for a bad file
             raise DataError(f"{path}: not a readable Parquet file ({err})") from err
         return frame.astype("string"), Origin(path.name, unit="row")
-    raw = path.read_bytes()
-    text = _decode(raw, path)
-    if not text.strip():
+    text = _decode(path.read_bytes(), path)
+    if not text or text.isspace():
         raise DataError(f"{path}: the file is empty; it needs a header line and data rows")
     try:
-        sep = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t").delimiter
+        header = text[: text.find("\n")] if "\n" in text else text
+        sep = csv.Sniffer().sniff(header, delimiters=",;\t").delimiter
     except csv.Error:
         sep = ","
     try:
