@@ -380,12 +380,19 @@ def check_across_tables(t: dict[str, pd.DataFrame], row: np.ndarray, log: Proble
         )
         add(
             "assignments",
-            positions_in(asg["rep_id"], rep_ids) < 0,
+            asg["rep_id"].notna().to_numpy() & (positions_in(asg["rep_id"], rep_ids) < 0),
             asg,
             "rep_id",
             "a rep_id that exists in reps",
         )
         status = asg["status"]
+        add(
+            "assignments",
+            (status == "open") & asg["rep_id"].isna(),
+            asg,
+            "rep_id",
+            "a rep for an open lead (only a won or lost row may have no rep)",
+        )
         closed = status.isin(["won", "lost"])
         add(
             "assignments",

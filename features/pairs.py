@@ -113,7 +113,8 @@ def build_training_pairs(
     ``data`` holds validated canonical tables; ``as_of`` (default :func:`default_as_of`) is the
     moment of the snapshot: outcomes recorded at or after it are treated as not yet known. The
     target ``won`` (Int8, 0/1) is "won within ``conversion_window_days`` of ``assigned_at``";
-    assignments still open and younger than the window are left out, not counted as lost.
+    assignments still open and younger than the window are left out, not counted as lost, and
+    so are outcomes with no rep (they count in the lead-level rates only).
     Returns a :class:`PairFeatures` frame sorted by ``at`` (then lead_id, rep_id), with
     ``decided_at`` (when the target became known), ``mature`` (the whole window has passed, so
     the label is final and unbiased; early-decided labels over-represent quick outcomes) and
@@ -123,7 +124,8 @@ def build_training_pairs(
     as_of = default_as_of(data) if as_of is None else pd.Timestamp(as_of)
     asg = data.assignments
     events = outcome_events(asg, window_days=config.conversion_window_days)
-    known = (events["decided_at"] < as_of).to_numpy()
+    # An outcome with no rep is not a pair: it only enters the lead-level rates (index_history).
+    known = (events["decided_at"] < as_of).to_numpy() & asg["rep_id"].notna().to_numpy()
     rows = asg.loc[known]
     pairs = pd.DataFrame(
         {

@@ -164,7 +164,7 @@ def index_history(
         vocabularies[kind] = pd.Index(uniques)
         keys[kind] = codes.astype(np.int64)
 
-    encode("rep", assignments["rep_id"])
+    encode("rep", assignments["rep_id"], missing_is_value=False)
     encode("team", rep_table["team"].reindex(assignments["rep_id"]))
     for column in config.segment_columns:
         encode(column, lead_rows[column].reindex(lead_ids))
@@ -176,19 +176,22 @@ def index_history(
     # Leads without an account are not one account: their key is -1, so they count nowhere.
     encode("account", accounts, missing_is_value=False)
     has_account = keys["account"] >= 0
+    # An outcome with no rep (rep_id empty) counts for the company, segments and accounts, and
+    # in no rep's or team's record.
+    has_rep = keys["rep"] >= 0
 
     def by_rep_and(column: str) -> np.ndarray:
         return keys["rep"] * len(vocabularies[column]) + keys[column]
 
-    closed = assignments["closed_at"].notna().to_numpy()
+    closed = assignments["closed_at"].notna().to_numpy() & has_rep
     assigned = as_ns(assignments["assigned_at"])
     return OutcomeHistory(
         config=config,
         reps=rep_table,
         vocabularies=vocabularies,
         outcomes_all=EventCounts.build(np.zeros(len(decided), np.int64), decided, won),
-        outcomes_by_team=EventCounts.build(keys["team"], decided, won),
-        outcomes_by_rep=EventCounts.build(keys["rep"], decided, won),
+        outcomes_by_team=EventCounts.build(keys["team"][has_rep], decided[has_rep], won[has_rep]),
+        outcomes_by_rep=EventCounts.build(keys["rep"][has_rep], decided[has_rep], won[has_rep]),
         outcomes_by_account=EventCounts.build(
             keys["account"][has_account], decided[has_account], won[has_account]
         ),
@@ -197,10 +200,10 @@ def index_history(
             for column in config.segment_columns
         },
         outcomes_by_rep_segment={
-            column: EventCounts.build(by_rep_and(column), decided, won)
+            column: EventCounts.build(by_rep_and(column)[has_rep], decided[has_rep], won[has_rep])
             for column in config.segment_columns
         },
-        assigned_by_rep=EventCounts.build(keys["rep"], assigned),
+        assigned_by_rep=EventCounts.build(keys["rep"][has_rep], assigned[has_rep]),
         closed_by_rep=EventCounts.build(
             keys["rep"][closed], as_ns(assignments["closed_at"])[closed]
         ),

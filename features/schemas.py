@@ -91,12 +91,16 @@ class Assignments(pa.DataFrameModel):
     A lead may have several rows (it was reassigned) but at most one ``open`` row. Times run
     in order: the lead's ``created_at`` <= ``assigned_at`` <= ``first_contact_at`` and
     ``closed_at`` (an inversion within one day is repaired, see :func:`check_crm`).
+    ``rep_id`` may be empty on a won or lost row only: an outcome whose rep is unknown (e.g. a
+    lead without an owner that a mapping declares lost with ``unassigned_outcome``). Such a row
+    counts in the lead-level statistics (base rate, segment and account win rates), never in a
+    rep's or team's record, and is not a lead x rep training pair.
     ``reclaimable`` (optional, true/false): whether an open lead may be taken back from its rep
     after the first-contact SLA (e.g. false for late-stage deals); absent means true.
     """
 
     lead_id: Series[str] = pa.Field()
-    rep_id: Series[str] = pa.Field()
+    rep_id: Series[str] = pa.Field(nullable=True)
     assigned_at: Series[pd.Timestamp] = pa.Field()
     first_contact_at: Series[pd.Timestamp] = pa.Field(nullable=True)
     status: Series[str] = pa.Field(isin=list(ASSIGNMENT_STATUSES))

@@ -156,7 +156,9 @@ def logged_decisions(
     if reward not in ("won", "value"):
         raise ValueError(f"reward must be 'won' or 'value', got {reward!r}")
     as_of = default_as_of(data) if as_of is None else pd.Timestamp(as_of)
-    asg = data.assignments.sort_values(["assigned_at", "lead_id"], kind="stable")
+    # An outcome with no rep was routed to nobody: it is not a decision of the routing policy.
+    owned = data.assignments[data.assignments["rep_id"].notna()]
+    asg = owned.sort_values(["assigned_at", "lead_id"], kind="stable")
     first = asg.drop_duplicates("lead_id", keep="first")
     won = outcome_events(first, window_days=window_days)["won_in_window"].to_numpy() == 1
     mature = (first["assigned_at"] + pd.Timedelta(days=window_days) <= as_of).to_numpy()

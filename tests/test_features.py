@@ -18,7 +18,7 @@ from features.pairs import (
     feature_columns,
 )
 from features.reps import EventCounts, as_ns, outcome_events
-from features.schemas import CrmData, validate_crm
+from features.schemas import CrmData, CrmValidationError, validate_crm
 from tests.conftest import tiny_crm
 
 T0 = pd.Timestamp("2024-01-01")
@@ -194,6 +194,32 @@ def test_a_rep_without_history_gets_the_team_rate_and_an_unknown_team_the_compan
     )
     assert pairs.loc["N", "rep_win_rate"] == pytest.approx(0.5)
     assert pairs.loc["N", "rep_outcomes"] == 0
+
+
+def test_an_outcome_with_no_rep_counts_for_the_company_and_the_lead_never_for_a_rep():
+    # L3 was lost with no known rep (a mapping's unassigned_outcome: lost): it lowers the
+    # company rate, is not a training pair, and is in nobody's record or team.
+    data = crm(
+        [
+            ("L1", "A", 0, "won", 1, "Retail"),
+            ("L2", "B", 0, "lost", 1, "Retail"),
+            ("L3", None, 0, "lost", 1, "Retail"),
+        ]
+    )
+    assert build_training_pairs(data, as_of=day(2))["lead_id"].tolist() == ["L1", "L2"]
+    config = FeatureConfig(shrinkage_strength=2, segment_shrinkage_strength=1)
+    pairs = build_scoring_pairs(data, data.leads.iloc[[0]], as_of=day(2), config=config)
+    a = pairs.set_index("rep_id").loc["A"]
+    company = (1 + 1) / (3 + 2)  # Beta(1, 1) prior over all three outcomes
+    team = (1 + 2 * company) / (2 + 2)  # team t1: A and B only, 1 win in 2
+    assert a["rep_outcomes"] == 1
+    assert a["rep_win_rate"] == pytest.approx((1 + 2 * team) / (1 + 2))
+    assert a["account_win_rate"] == pytest.approx(company)
+
+
+def test_only_a_won_or_lost_row_may_have_no_rep():
+    with pytest.raises(CrmValidationError, match="a rep for an open lead"):
+        crm([("L1", None, 0, "open", None, "Retail")])
 
 
 # --- matches ---------------------------------------------------------------------------------
