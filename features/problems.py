@@ -35,13 +35,15 @@ class Origin:
     in row order (None: row position + 2, a CSV file whose header is line 1). ``unit``:
     ``"line"`` (a text file's lines, header = line 1) or ``"row"`` (Parquet, or a table built
     by a mapping: 1-based rows). ``mapped``: built by a column mapping, so a fix names the
-    mapping rather than the file.
+    mapping rather than the file. ``files``: for a table a mapping built from several files,
+    the file of each row (its ``lines`` are lines of that file).
     """
 
     file: str
     lines: Sequence[int] | None = None
     unit: str = "line"
     mapped: bool = False
+    files: Sequence[str] | None = None
 
     def number(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """The line (or row) numbers of table row positions ``rows``."""
@@ -51,8 +53,10 @@ class Origin:
         return np.asarray(self.lines, dtype=int)[rows]
 
     def at(self, row: int) -> str:
-        """'line 7' (or 'row 6') for table row position ``row``."""
-        return f"{self.unit} {self.number([row])[0]}"
+        """'line 7' (or 'row 6', or 'deals.csv line 7' when rows come from several files)
+        for table row position ``row``."""
+        where = f"{self.files[row]} " if self.files is not None else ""
+        return f"{where}{self.unit} {self.number([row])[0]}"
 
 
 Expected = str | Callable[[np.ndarray], list[str]]

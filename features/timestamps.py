@@ -148,6 +148,8 @@ def parse_timestamps(
     if pd.api.types.is_datetime64_any_dtype(values):
         return ParsedTimes(to_clock(values, timezone), pd.Series(False, index=index))
     text = pc.utf8_trim_whitespace(pa.array(values.astype("string[pyarrow]").array))
+    if isinstance(text, pa.ChunkedArray):  # a column concatenated from several files
+        text = text.combine_chunks()
     length = _numbers(pc.utf8_length(text), 0)
     present = length > 0
     readable = present & (length <= MAX_TEXT)

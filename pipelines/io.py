@@ -220,38 +220,85 @@ def _locate(problems: pd.DataFrame, origins: dict[str, Origin]) -> pd.DataFrame:
 def _load_mapped(folder: Path, mapping: str | Path, timezone: str) -> LoadedData:
     from features import adapters
 
-    raw = read_raw_folder(folder)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".parquet"))
+    if not paths:
+        raise DataError(f"{folder}: no .csv or .parquet files found")
+    read = {p.stem: read_located(p) for p in paths}
+    raw = {stem: frame for stem, (frame, _) in read.items()}
     try:
         if Path(mapping).suffix.lower() in (".yaml", ".yml"):
             path = Path(mapping)
             if not path.is_file():
                 raise DataError(f"{path}: no such mapping file")
             mapping = adapters.ColumnMapping.from_yaml(path.read_text(encoding="utf-8"))
-        mapping = adapters.resolve_mapping(mapping)
-        result = adapters.adapt(raw, mapping)
+        result = adapters.adapt(raw, adapters.resolve_mapping(mapping), timezone=timezone)
     except adapters.MappingError as err:
         raise DataError(f"{folder}: {err}") from err
-    # Rows of a mapped table are not lines of the raw file (rows are dropped, merged, derived):
-    # problems name the file the mapping reads for the table, and the mapped table's row.
-    origins = {
-        table: Origin(
-            getattr(mapping.tables, table).file
-            if isinstance(mapping, adapters.ColumnMapping)
-            else f"{table} (mapped)",
-            unit="row",
-            mapped=True,
-        )
-        for table in result.data.tables()
-    }
+    files = {stem: origin for stem, (_, origin) in read.items()}
+    origins = {table: _mapped_origin(result, table, files) for table in result.data.tables()}
     try:
         checked = check_crm(result.data, timezone=timezone, origins=origins)
     except CrmValidationError as err:
-        raise _contract_error(
-            f"{folder}: the mapped data does not meet the contract", err, origins
-        ) from err
-    return LoadedData(
-        checked.data, {stem: folder for stem in raw}, result.repairs + checked.repairs
-    )
+        message = f"{folder}: the mapped data does not meet the contract"
+        message += "".join(f"\n  - {sentence}" for sentence in err.columns)
+        problems = _locate_mapped(err.problems, result, files)
+        raise DataError(message, problems if len(problems) else None) from err
+    used = {p.stem: p for p in paths if p.stem in raw}
+    return LoadedData(checked.data, used, result.repairs + checked.repairs)
+
+
+def _mapped_origin(result, table: str, files: dict[str, Origin]) -> Origin:
+    """How messages name the rows of a mapped table: each row's raw file and its line there
+    (the adapter keeps them, see :class:`features.adapters.AdapterResult`); a table with rows
+    derived from no line is named by its mapped rows."""
+    origin = result.origins.get(table)
+    if origin is None or origin.empty or origin["row"].isna().any():
+        return Origin(f"{table} (mapped)", unit="row", mapped=True)
+    stems = [Path(str(f)).stem for f in origin["file"]]
+    if any(stem not in files for stem in stems):
+        return Origin(f"{table} (mapped)", unit="row", mapped=True)
+    names = [files[stem].file for stem in stems]
+    lines = [
+        int(files[stem].number([int(row)])[0])
+        for stem, row in zip(stems, origin["row"], strict=True)
+    ]
+    distinct = list(dict.fromkeys(names))
+    several = names if len(distinct) > 1 else None
+    return Origin(" + ".join(distinct), lines=lines, files=several, mapped=True)
+
+
+def _locate_mapped(problems: pd.DataFrame, result, files: dict[str, Origin]) -> pd.DataFrame:
+    """Problems of mapped tables at the line of the raw file each value came from.
+
+    ``result`` is the adapter's :class:`~features.adapters.AdapterResult`; ``files`` the
+    :class:`Origin` of each raw file of the export, by stem. A derived value with no raw line is
+    named by its canonical table; the column is the raw column with the canonical one in
+    brackets ("Amount (assignments.deal_value)").
+    """
+    rows = []
+    for problem in problems.itertuples(index=False):
+        row = None if pd.isna(problem.row) else int(problem.row)
+        found = result.locate(problem.table, row, problem.column)
+        file, line = f"{problem.table} (mapped)", pd.NA
+        column = f"{problem.table}.{problem.column}"
+        if found is not None:
+            origin = files.get(Path(found.file).stem)
+            file = origin.file if origin is not None else found.file
+            if found.row is not None and origin is not None:
+                line = int(origin.number([found.row])[0])
+            if found.column is not None:
+                column = f"{found.column} ({column})"
+        rows.append(
+            {
+                "file": file,
+                "line": line,
+                "column": column,
+                "value": problem.value,
+                "expected": problem.expected,
+            }
+        )
+    columns = ["file", "line", "column", "value", "expected"]
+    return pd.DataFrame(rows, columns=columns).astype({"line": "Int64"})
 
 
 VERSIONS = ".versions"

@@ -449,3 +449,452 @@ def test_maven_names_a_missing_file_and_column(maven_raw):
         "sales_teams.csv has no column 'manager' (needed by the maven mapping); its columns "
         "are: sales_agent, regional_office",
     ]
+
+
+# --- several files: unions, joins, filters, activities -----------------------------------------
+
+
+def crm_files() -> dict[str, pd.DataFrame]:
+    """A leads export, a deals export linked to it by the lead's id, and two activity exports."""
+    leads = pd.DataFrame(
+        {
+            "Lead Id": ["L1", "L2", "L3", "L4", "L5"],
+            "Lead Owner": ["ana", "bo", "ana", "", "bo"],
+            "Created Time": [
+                "2024-03-01 09:00",
+                "2024-03-02 10:00",
+                "2024-03-03 11:00",
+                "2024-03-04 12:00",
+                "2024-03-05 13:00",
+            ],
+            "Lead Status": ["Contacted", "Lost Lead", "Contacted", "New", "Contacted"],
+            "Modified Time": ["2024-03-09 08:00"] * 5,
+            "Email": ["a@acme.com", "b@beta.io", "c@test.example", "d@delta.com", "e@eps.com"],
+        }
+    )
+    deals = pd.DataFrame(
+        {
+            "Deal Id": ["D1", "D3", "D9"],
+            "Lead Id": ["L1", "L3", "L9"],
+            "Stage": ["Closed Won", "Negotiation", "Closed Lost"],
+            "Closing Date": ["2024-03-20", "2024-04-30", "2024-03-21"],
+            "Amount": ["1,000", "", "50"],
+        }
+    )
+    calls = pd.DataFrame(
+        {
+            "Lead": ["L1", "L1", "L2", "L5", "L9"],
+            "Start": [
+                "2024-03-01 10:00",
+                "2024-02-28 10:00",
+                "2024-03-05 08:00",
+                "2024-03-06 09:00",
+                "2024-03-01 09:00",
+            ],
+            "By": ["ana", "ana", "cy", "bo", "bo"],
+        }
+    )
+    emails = pd.DataFrame({"Lead": ["L1", "L5"], "Sent": ["01/03/2024 09:30", "07/03/2024 09:00"]})
+    return {"leads": leads, "deals": deals, "calls": calls, "emails": emails}
+
+
+def joined(**assignments: object) -> dict:
+    """Leads from leads.csv; assignments from leads.csv with outcomes joined from deals.csv."""
+    asg = {
+        "file": "leads.csv",
+        "columns": {
+            "lead_id": "Lead Id",
+            "rep_id": "Lead Owner",
+            "status": "Lead Status",
+            "closed_at": "Modified Time",
+        },
+        "join": [
+            {
+                "file": "deals.csv",
+                "on": "Lead Id",
+                "columns": {"status": "Stage", "closed_at": "Closing Date", "deal_value": "Amount"},
+            }
+        ],
+        "values": {
+            "status": {"Closed Won": "won", "Closed Lost": "lost", "Lost Lead": "lost", "*": "open"}
+        },
+    }
+    return {
+        "tables": {
+            "leads": {
+                "file": "leads.csv",
+                "columns": {"lead_id": "Lead Id", "created_at": "Created Time"},
+            },
+            "assignments": asg | assignments,
+            "reps": {"file": "leads.csv", "distinct": True, "columns": {"rep_id": "Lead Owner"}},
+        }
+    }
+
+
+def test_a_join_takes_outcomes_from_the_deals_file_and_the_leads_own_values_elsewhere():
+    result = apply_mapping(crm_files(), ColumnMapping.parse(joined()))
+    data = validate_crm(result.data)
+    asg = data.assignments.set_index("lead_id")
+    # L1 and L3 have deals: their stage, close date and amount; L2 and L5 keep the lead's own
+    # status and last change; L4 has no owner and is left unassigned.
+    assert asg["status"].to_dict() == {"L1": "won", "L2": "lost", "L3": "open", "L5": "open"}
+    assert asg.loc["L1", "closed_at"] == pd.Timestamp("2024-03-20")
+    assert asg.loc["L2", "closed_at"] == pd.Timestamp("2024-03-09 08:00")
+    assert pd.isna(asg.loc["L3", "closed_at"])
+    assert asg.loc["L1", "deal_value"] == 1000.0
+    assert (
+        "assignments: 2 of 5 rows of leads.csv matched a row of deals.csv on 'Lead Id' = "
+        "'Lead Id' (status, closed_at, deal_value from deals.csv); not used: 1 row of deals.csv "
+        "with no match"
+    ) in result.repairs
+    # Where each value came from: L1's status is row 0 of deals.csv, L2's row 1 of leads.csv.
+    rows = {lead: i for i, lead in enumerate(result.data.assignments["lead_id"])}
+    assert result.locate("assignments", rows["L1"], "status").__dict__ == {
+        "file": "deals.csv",
+        "row": 0,
+        "column": "Stage",
+    }
+    assert result.locate("assignments", rows["L2"], "status").__dict__ == {
+        "file": "leads.csv",
+        "row": 1,
+        "column": "Lead Status",
+    }
+
+
+def test_a_join_needs_one_row_per_key():
+    files = crm_files()
+    files["deals"] = pd.concat([files["deals"], files["deals"].iloc[[0]]], ignore_index=True)
+    with pytest.raises(MappingError) as err:
+        apply_mapping(files, ColumnMapping.parse(joined()))
+    assert str(err.value) == (
+        "deals.csv: 1 value of 'Lead Id' on more than one row (e.g. 'L1'); a join takes one row "
+        "per key: add a filter that keeps one row per 'Lead Id'"
+    )
+
+
+def test_first_contact_is_the_earliest_activity_after_the_assignment_by_its_rep():
+    activities = [
+        {"file": "calls.csv", "lead": "Lead", "at": "Start", "rep": "By"},
+        {"file": "emails.csv", "lead": "Lead", "at": "Sent", "date_format": "%d/%m/%Y %H:%M"},
+    ]
+    result = apply_mapping(crm_files(), ColumnMapping.parse(joined(first_contact=activities)))
+    asg = validate_crm(result.data).assignments.set_index("lead_id")
+    # L1: the e-mail at 09:30 beats the call at 10:00 (the call of Feb 28 predates the lead);
+    # L2: only a call by cy, who is not its rep; L5: bo's call on Mar 6 beats the e-mail.
+    assert asg["first_contact_at"].to_dict() == {
+        "L1": pd.Timestamp("2024-03-01 09:30"),
+        "L2": pd.NaT,
+        "L3": pd.NaT,
+        "L5": pd.Timestamp("2024-03-06 09:00"),
+    }
+    assert (
+        "assignments.first_contact_at: the earliest activity at or after each assignment, by "
+        "the assigned rep in calls.csv, from 7 activity rows in calls.csv, emails.csv: set for "
+        "2 of 4 rows; not used: 1 activity row with no lead of the assignments, 2 activity rows "
+        "before their lead's assignment or by another rep"
+    ) in result.repairs
+    rows = {lead: i for i, lead in enumerate(result.data.assignments["lead_id"])}
+    found = result.locate("assignments", rows["L1"], "first_contact_at")
+    assert (found.file, found.row, found.column) == ("emails.csv", 0, "Sent")
+
+
+def test_first_contact_times_that_are_not_dates_are_named_once():
+    files = crm_files()
+    files["calls"].loc[[0, 1], "Start"] = "soon"
+    mapping = joined(first_contact=[{"file": "calls", "lead": "Lead", "at": "Start"}])
+    with pytest.raises(MappingError) as err:
+        apply_mapping(files, ColumnMapping.parse(mapping))
+    assert str(err.value) == (
+        "assignments.first_contact_at: calls column 'Start' has 2 values that are not dates, "
+        "e.g. 'soon'; fix the values or the date_format of this activity file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("row_filter", "kept", "repair"),
+    [
+        (
+            {"column": "Email", "matches": r"(?i)\.example$", "reason": "test records"},
+            ["L1", "L2", "L4", "L5"],
+            "filters: 1 row of leads.csv dropped where Email matches '(?i)\\\\.example$' "
+            "(test records)",
+        ),
+        (
+            {"column": "Lead Owner", "in": ["bo"], "reason": "internal users"},
+            ["L1", "L3", "L4"],
+            "filters: 2 rows of leads.csv dropped where Lead Owner is one of 'bo' (internal users)",
+        ),
+        (
+            {"column": "Lead Status", "not_in": ["Contacted", "New"]},
+            ["L1", "L3", "L4", "L5"],
+            "filters: 1 row of leads.csv dropped where Lead Status is not one of 'Contacted', 'New'",
+        ),
+        (
+            {"column": "Lead Owner", "empty": True},
+            ["L1", "L2", "L3", "L5"],
+            "filters: 1 row of leads.csv dropped where Lead Owner is empty",
+        ),
+        (
+            {"column": "Email", "in": ["nobody@nowhere.com"]},
+            ["L1", "L2", "L3", "L4", "L5"],
+            "filters: 0 rows of leads.csv dropped where Email is one of 'nobody@nowhere.com'",
+        ),
+    ],
+)
+def test_filters_drop_rows_of_a_file_and_say_how_many(row_filter, kept, repair):
+    mapping = joined() | {"filters": [{"file": "leads.csv"} | row_filter]}
+    result = apply_mapping(crm_files(), ColumnMapping.parse(mapping))
+    assert result.data.leads["lead_id"].tolist() == kept
+    assert repair in result.repairs
+
+
+def test_a_lead_filtered_from_its_file_takes_its_assignment_rows_along():
+    # Assignments built from deals.csv this time: the deal of a dropped lead must go too.
+    mapping = {
+        "filters": [{"file": "leads", "column": "Email", "matches": "example", "reason": "test"}],
+        "tables": {
+            "leads": {
+                "file": "leads",
+                "columns": {"lead_id": "Lead Id", "created_at": "Created Time"},
+            },
+            "assignments": {
+                "file": "deals",
+                "columns": {
+                    "lead_id": "Lead Id",
+                    "status": "Stage",
+                    "closed_at": "Closing Date",
+                    "deal_value": "Amount",
+                    "assigned_at": "Closing Date",
+                },
+                "values": {"status": {"Closed Won": "won", "Closed Lost": "lost", "*": "open"}},
+                "defaults": {"rep_id": "ana"},
+            },
+            "reps": {"file": "leads", "distinct": True, "columns": {"rep_id": "Lead Owner"}},
+        },
+    }
+    result = apply_mapping(crm_files(), ColumnMapping.parse(mapping))
+    assert result.data.assignments["lead_id"].tolist() == ["L1", "L9"]
+    assert "assignments: 1 row of deals dropped with their leads (removed by the filters)" in (
+        result.repairs
+    )
+
+
+def test_several_files_are_read_as_one_table_in_order():
+    files = crm_files()
+    older = files["leads"].iloc[:2].assign(**{"Lead Id": ["K1", "K2"]})
+    mapping = joined()
+    for table in ("leads", "assignments", "reps"):
+        mapping["tables"][table]["file"] = ["leads_2023.csv", "leads.csv"]
+    result = apply_mapping(files | {"leads_2023": older}, ColumnMapping.parse(mapping))
+    assert result.data.leads["lead_id"].tolist() == ["K1", "K2", "L1", "L2", "L3", "L4", "L5"]
+    assert "leads: 7 rows from 2 files (leads_2023.csv: 2, leads.csv: 5)" in result.repairs
+    origin = result.origins["leads"]
+    assert origin[["file", "row"]].values.tolist()[1:3] == [["leads_2023.csv", 1], ["leads.csv", 0]]
+
+
+def test_reclaimable_stages_keep_late_stage_deals_with_their_owner():
+    result = apply_mapping(
+        crm_files(), ColumnMapping.parse(joined(reclaimable_stages=["Contacted", "New"]))
+    )
+    asg = validate_crm(result.data).assignments.set_index("lead_id")
+    # L3's deal is in Negotiation: it stays; L5 is only Contacted: it may be reclaimed.
+    assert asg["reclaimable"].to_dict() == {"L1": True, "L2": True, "L3": False, "L5": True}
+    assert (
+        "assignments.reclaimable: open rows that may be reclaimed after the first-contact SLA "
+        "(stages Contacted, New): 1 (Contacted 1); open rows in other stages, kept with their "
+        "rep: 1 (Negotiation 1); no assignment is in stage 'New'"
+    ) in result.repairs
+
+
+def test_unassigned_outcome_lost_turns_leads_nobody_owns_into_losses_with_no_rep():
+    result = apply_mapping(crm_files(), ColumnMapping.parse(joined(unassigned_outcome="lost")))
+    data = validate_crm(result.data)
+    lost = data.assignments.set_index("lead_id").loc["L4"]
+    assert pd.isna(lost["rep_id"]) and lost["status"] == "lost"
+    assert lost["assigned_at"] == pd.Timestamp("2024-03-04 12:00")
+    assert lost["closed_at"] == pd.Timestamp("2024-03-20")  # the latest date in the export
+    assert (
+        "assignments: 1 lead without an owner taken as lost (unassigned_outcome: lost): each is "
+        "a lost outcome with no rep, assigned at its created_at and closed on the export date "
+        "2024-03-20 (the latest date in the export); they count as not won in the base rate and "
+        "the lead-level win rates, never for a rep"
+    ) in result.repairs
+    # Its line is the lead's own line in leads.csv.
+    found = result.locate("assignments", len(data.assignments) - 1, "status")
+    assert (found.file, found.row) == ("leads.csv", 3)
+
+
+def test_a_closed_row_without_an_owner_is_an_outcome_with_no_rep():
+    files = crm_files()
+    files["leads"].loc[1, "Lead Owner"] = ""
+    result = apply_mapping(files, ColumnMapping.parse(joined()))
+    asg = validate_crm(result.data).assignments.set_index("lead_id")
+    assert asg.loc["L2", "status"] == "lost" and pd.isna(asg.loc["L2", "rep_id"])
+    assert (
+        "assignments: 1 won or lost row of leads.csv without a rep_id (0 won, 1 lost): kept as "
+        "outcomes with no rep (they count in the lead-level win rates, never for a rep)"
+    ) in result.repairs
+
+
+def _no_deal_value(m):
+    m["tables"]["assignments"]["join"][0]["columns"].pop("deal_value")
+
+
+def _no_close_date(m):
+    m["tables"]["assignments"]["columns"].pop("closed_at")
+    m["tables"]["assignments"]["join"][0]["columns"].pop("closed_at")
+
+
+def _no_recoding(m):
+    m["tables"]["assignments"]["values"].pop("status")
+
+
+def _empty_created(m):
+    m["tables"]["leads"]["columns"]["created_at"] = "Rating"
+
+
+@pytest.mark.parametrize(
+    ("change", "files", "message"),
+    [
+        (
+            _no_deal_value,
+            {},
+            "assignments.deal_value is missing on all 1 won row: map it, or add "
+            "`defaults: {deal_value: 0}`",
+        ),
+        (
+            lambda m: None,
+            {"deals": {"Amount": ["", "", "50"]}},
+            "assignments.deal_value is missing on all 1 won row (deals.csv column 'Amount' is "
+            "empty on them): map the column that holds it, or add `defaults: {deal_value: 0}`",
+        ),
+        (
+            _no_close_date,
+            {},
+            "assignments.closed_at is missing on all 2 won or lost rows: map the close date "
+            "(e.g. closed_at: Close Date)",
+        ),
+        (
+            _no_recoding,
+            {},
+            "assignments.status: 5 rows of leads.csv column 'Lead Status' or deals.csv column "
+            "'Stage' are not open, won or lost after recoding: 'Closed Won' (1), 'Contacted' (1), "
+            "'Lost Lead' (1), 'Negotiation' (1), 'New' (1); recode each stage under values: status "
+            "(e.g. {Closed Won: won, Closed Lost: lost, '*': open})",
+        ),
+        (
+            _empty_created,
+            {"leads": {"Rating": [""] * 5}},
+            "leads.csv column 'Rating' (mapped to leads.created_at) is empty on all 5 rows: map "
+            "the column that holds created_at",
+        ),
+    ],
+)
+def test_a_problem_of_a_whole_column_is_reported_once_with_the_fix(change, files, message):
+    mapping = joined()
+    change(mapping)
+    raw = crm_files()
+    for name, columns in files.items():
+        raw[name] = raw[name].assign(**columns)
+    with pytest.raises(MappingError) as err:
+        apply_mapping(raw, ColumnMapping.parse(mapping))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda a: a["join"][0].pop("on"),
+            "tables.assignments.join.0: give the key as on (the same name in both files) or as "
+            "left_on and right_on",
+        ),
+        (
+            lambda a: a["join"][0].update(left_on="Lead Id"),
+            "tables.assignments.join.0: give the key as on",
+        ),
+        (
+            lambda a: (
+                a.update(first_contact=[{"file": "calls.csv", "lead": "Lead", "at": "Start"}])
+                or a["columns"].update(first_contact_at="Start")
+            ),
+            "tables.assignments: first_contact derives first_contact_at: do not also map it",
+        ),
+        (
+            lambda a: a.update(reclaimable_stages=["Closed Won"]),
+            "tables.assignments: reclaimable_stages: 'Closed Won' is recoded to 'won' by "
+            "values.status; only open stages can be reclaimed",
+        ),
+        (
+            lambda a: a.update(reclaimable_stages=[]),
+            "reclaimable_stages: list at least one stage",
+        ),
+        (
+            lambda a: a.update(unassigned_outcome="won"),
+            "tables.assignments.unassigned_outcome: Input should be 'unassigned' or 'lost'",
+        ),
+        (
+            lambda a: a.update(date_format={"status": "%d/%m/%Y"}),
+            "tables.assignments: date_format: 'status' is not a date column of assignments "
+            "(those are assigned_at, first_contact_at, closed_at)",
+        ),
+        (
+            lambda a: a.update(file=["leads.csv", "leads.csv"]),
+            "tables.assignments.file: 'leads.csv' listed twice",
+        ),
+        (
+            lambda a: a["join"][0]["columns"].update(stauts="Stage"),
+            "tables.assignments: join[0].columns: 'stauts' is not a column of assignments (did "
+            "you mean 'status'?)",
+        ),
+    ],
+)
+def test_a_multi_file_mapping_that_is_not_valid_says_where_and_why(change, message):
+    mapping = joined()
+    change(mapping["tables"]["assignments"])
+    with pytest.raises(MappingError, match=re.escape(message)):
+        ColumnMapping.parse(mapping)
+
+
+@pytest.mark.parametrize(
+    ("row_filter", "message"),
+    [
+        (
+            {"file": "leads.csv", "column": "Email", "in": ["x"], "matches": "y"},
+            "filters.0: give exactly one of in, not_in, matches, empty (got in, matches)",
+        ),
+        (
+            {"file": "leads.csv", "column": "Email"},
+            "filters.0: give exactly one of in, not_in, matches, empty",
+        ),
+        (
+            {"file": "leads.csv", "column": "Email", "matches": "(unclosed"},
+            "filters.0.matches: '(unclosed' is not a regular expression",
+        ),
+        (
+            {"file": "users.csv", "column": "Email", "empty": True},
+            "filters[0]: 'users.csv' is not a file the mapping reads (leads.csv, deals.csv)",
+        ),
+    ],
+)
+def test_a_filter_that_is_not_valid_says_why(row_filter, message):
+    with pytest.raises(MappingError, match=re.escape(message)):
+        ColumnMapping.parse(joined() | {"filters": [row_filter]})
+
+
+def test_every_missing_file_and_column_of_a_multi_file_mapping_is_named():
+    files = crm_files()
+    del files["emails"]
+    files["deals"] = files["deals"].drop(columns="Lead Id")
+    mapping = joined(first_contact=[{"file": "emails.csv", "lead": "Lead", "at": "Sent"}])
+    mapping["filters"] = [{"file": "leads.csv", "column": "Region", "in": ["x"]}]
+    with pytest.raises(MappingError) as err:
+        apply_mapping(files, ColumnMapping.parse(mapping))
+    assert str(err.value).splitlines() == [
+        "deals.csv has no column 'Lead Id' (the key of the join into assignments); its columns "
+        "are: Deal Id, Stage, Closing Date, Amount",
+        "the export has no file 'emails.csv' (activities for first_contact); its files are: "
+        "calls, deals, leads",
+        "leads.csv has no column 'Region' (tested by filters[0]); its columns are: Lead Id, "
+        "Lead Owner, Created Time, Lead Status, Modified Time, Email",
+    ]
