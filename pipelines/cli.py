@@ -149,13 +149,14 @@ def validate(
 ) -> None:
     """Check a data folder against the data contract and summarise it.
 
-    Exits 0 only when the data is usable by leadmatch; otherwise lists every problem with its
-    file, line and column. Timestamps are read on the config's `timezone`.
+    Prints the training target and how the history's outcomes fall under it, and what training
+    would still need. Exits 0 only when the data is usable by leadmatch; otherwise lists every
+    problem with its file, line and column. Timestamps are read on the config's `timezone`.
     """
     settings = _settings(config)
     checks.data_folder(path)
     checks.mapping(mapping)
-    from features.describe import describe_crm, usability_problems
+    from features.describe import check_history, describe_crm
     from pipelines.io import load_data_folder
 
     loaded = load_data_folder(path, mapping, timezone=settings.timezone)
@@ -163,13 +164,29 @@ def validate(
     if loaded.repairs:
         console.print("[bold]Repaired while loading:[/]")
         for line in loaded.repairs:
-            console.print(f"  - {line}")
-    problems = usability_problems(loaded.data)
-    if problems:
-        for line in problems:
-            err_console.print(f"[bold red]not usable:[/] {line}")
+            console.print(f"  - {escape(line)}")
+    history = check_history(
+        loaded.data,
+        window_days=settings.features.conversion_window_days,
+        min_outcomes=settings.model.min_outcomes,
+        min_outcomes_per_class=settings.model.min_outcomes_per_class,
+    )
+    print_label(history.label)
+    if history.problems:
+        for line in history.problems:
+            err_console.print(f"[bold red]not usable:[/] {escape(line)}")
         raise typer.Exit(EXIT_BAD_INPUT)
+    for line in history.training:
+        console.print(f"[bold yellow]train would stop:[/] {escape(line)}")
     console.print("[bold green]OK[/]: the data meets the contract and is usable.")
+
+
+def print_label(lines: list[str]) -> None:
+    """The training target (first line) and how the history's outcomes fall under it."""
+    if lines:
+        console.print(f"[bold]{escape(lines[0][0].upper() + lines[0][1:])}[/]")
+        for line in lines[1:]:
+            console.print(f"  - {escape(line)}")
 
 
 @app.command()
@@ -216,6 +233,7 @@ def train(
         from pipelines.train import metrics_table, train_flow
 
         summary = train_flow(data, settings, mapping)
+    print_label(list(summary.label))
     table = Table(title=f"held-out metrics ({summary.n_test} pairs, trained on {summary.n_train})")
     metrics = metrics_table(summary)
     table.add_column("model")

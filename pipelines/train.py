@@ -7,13 +7,14 @@ current champion's log loss on this run's held-out slice (or there is no champio
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from features.describe import check_history
 from features.pairs import TARGET, build_training_pairs, default_as_of
 from features.schemas import CrmData
 from models.evaluation import evaluate
@@ -38,10 +39,29 @@ class TrainSummary:
     rep_signal: str
     n_train: int
     n_test: int
+    label: tuple[str, ...] = ()
 
 
 class TrainingDataError(UserFacingError):
     """The data cannot support a model (too few outcomes, one class, ...)."""
+
+
+def refuse_unusable(data: CrmData, config: LeadmatchConfig) -> tuple[str, ...]:
+    """The target and how the history's outcomes fall under it (features.describe); raises
+    :class:`TrainingDataError` for a history `leadmatch validate` refuses or that cannot train
+    a model, before any heavy work."""
+    history = check_history(
+        data,
+        window_days=config.features.conversion_window_days,
+        min_outcomes=config.model.min_outcomes,
+        min_outcomes_per_class=config.model.min_outcomes_per_class,
+    )
+    refusals = history.problems + history.training
+    if refusals:
+        raise TrainingDataError(
+            "this history cannot train a model:\n" + "\n".join(f"  - {r}" for r in refusals)
+        )
+    return tuple(history.label)
 
 
 @task(cache_policy=NO_CACHE)
@@ -224,9 +244,10 @@ def _champion_decision(
 def train_flow(data: Path, config: LeadmatchConfig, mapping: str | None = None) -> TrainSummary:
     """Train, evaluate and register the pair model on the data folder ``data``."""
     loaded = load_history(data, mapping, config.timezone)
+    label = refuse_unusable(loaded.data, config)
     pairs = build_pairs(loaded.data, config)
     result = fit_models(pairs, config)
-    return log_training(result, loaded, config, str(data))
+    return replace(log_training(result, loaded, config, str(data)), label=label)
 
 
 def metrics_table(summary: TrainSummary) -> pd.DataFrame:
