@@ -281,3 +281,20 @@ Opportunity ID,Created Date,Lead Source,Industry,Sales Region,Product Name,Accou
         "filters: 1 row of opportunities.csv dropped where Opportunity Owner is one of "
         "'Integration User', 'Admin User' (internal users)"
     ) in loaded.repairs
+
+
+def test_a_column_missing_on_nearly_every_row_is_one_sentence_with_the_mapping_fix(tmp_path):
+    # Nine of ten won deals have no Amount: the adapter cannot see it (one has a value); the
+    # contract check reports the column once, with the mapping's fix, not nine row errors.
+    rows = [
+        f"{18100 + i},Deal {i},closedwon,2024-03-0{1 + i % 9} 09:00,2024-03-20 10:00,"
+        f"{'900' if i == 0 else ''},Ann Lee,Sales Pipeline,newbusiness"
+        for i in range(10)
+    ]
+    write(tmp_path, "deals.csv", HUBSPOT_DEALS.strip().splitlines()[0] + "\n" + "\n".join(rows))
+    with pytest.raises(DataError) as err:
+        load_data_folder(tmp_path, MAPPINGS / "hubspot-deals.yaml")
+    assert str(err.value).splitlines()[1:] == [
+        "  - deal_value is missing on 9 of 10 won rows: map it, or add `defaults: {deal_value: 0}`"
+    ]
+    assert err.value.problems is None
