@@ -522,3 +522,17 @@ def _listening_child(parent, timeout: float):
                     return child
         time.sleep(0.5)
     raise AssertionError(f"no server started within {timeout} s")
+
+
+def test_mlflow_gives_up_on_a_silent_tracking_server_in_seconds_unless_told_otherwise(
+    monkeypatch,
+):
+    from pipelines import runtime
+
+    for key in [*runtime.PREFECT_DEFAULTS, *runtime.MLFLOW_DEFAULTS, "MLFLOW_LOGGING_LEVEL"]:
+        monkeypatch.delenv(key, raising=False)  # restored after the test
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "300")  # the user's own choice stays
+    runtime.configure(verbose=False)
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
