@@ -167,14 +167,23 @@ class FairnessConstraints(_Slice):
 
 
 class SolverSettings(_Slice):
-    """HiGHS settings of the optimiser."""
+    """How the optimiser solves (``matching.optimiser.Optimiser``).
+
+    Every phase stops on a work limit (simplex iterations, L-BFGS iterations, branch-and-bound
+    nodes, local-search rounds), never on the clock, so the same day gives the same plan on a
+    fast, slow or busy machine. ``time_limit_seconds`` is a safety net only: when it stops a
+    phase first, the answer depends on the machine, and the run says so
+    (``MatchDiagnostics.limits_reached`` and a note).
+    """
 
     time_limit_seconds: float = Field(
-        120.0,
+        600.0,
         gt=0,
         description=(
-            "Wall-clock limit for one optimisation; when reached, the best feasible assignment "
-            "found so far is returned with its gap."
+            "Safety net: wall-clock limit for one optimisation, well above what the work "
+            "limits take. When it stops a phase, the best assignment found so far is returned "
+            "with its gap, and the diagnostics say that the plan may differ on another "
+            "machine."
         ),
     )
     mip_rel_gap: float = Field(
@@ -183,7 +192,72 @@ class SolverSettings(_Slice):
         lt=1,
         description=(
             "Relative gap to the bound (LP or Lagrangian dual) at which a solve counts as "
-            "optimal; the mixed-integer steps stop there too."
+            "optimal; the local search and the mixed-integer steps stop there too."
+        ),
+    )
+    lp_iterations_per_row: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Simplex iterations allowed to the LP phase (the first LP and its re-solves after "
+            "pricing together), per row of the LP; they typically need 2 to 3. When the limit "
+            "stops the first LP, the dual's greedy choice plus the local search is "
+            "returned with its gap, and when it stops a re-solve, the last LP's solution."
+        ),
+    )
+    dual_iterations: int = Field(
+        400,
+        ge=1,
+        description=(
+            "L-BFGS iterations per temperature of the smoothed Lagrangian dual (large problems "
+            "only); it usually stops on its own tolerance after 50 to 150."
+        ),
+    )
+    local_search_rounds: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Rounds of the local search (each applies the best gaining moves and swaps that "
+            "touch disjoint reps) per start; it usually stops on its own after fewer than 10."
+        ),
+    )
+    repair_mip_nodes: int = Field(
+        50,
+        ge=0,
+        description=(
+            "Branch-and-bound nodes of the MIP over the leads the LP left fractional (run "
+            "only when the local search misses mip_rel_gap); 0 switches it off."
+        ),
+    )
+    full_mip_nodes: int = Field(
+        100,
+        ge=0,
+        description=(
+            "Branch-and-bound nodes of the MIP over every pair, run on problems of at most "
+            "full_mip_max_pairs candidate pairs that still miss mip_rel_gap; 0 switches it off."
+        ),
+    )
+    full_mip_max_pairs: int = Field(
+        2_000,
+        ge=0,
+        description="Largest problem (candidate pairs) that gets the MIP over every pair.",
+    )
+    decompose_above_pairs: int = Field(
+        50_000,
+        ge=0,
+        description=(
+            "Above this many candidate pairs, the problem is split into the connected "
+            "components of its candidate graph (when every lead can be assigned) and the "
+            "leads that clearly belong to one rep are fixed by the smoothed dual first."
+        ),
+    )
+    contested_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description=(
+            "Share of leads (those with the smallest dual margins) left free for the LP "
+            "when the dual fixes leads, at least."
         ),
     )
     threads: int = Field(
@@ -198,9 +272,10 @@ class SolverSettings(_Slice):
         2,
         ge=1,
         description=(
-            "Threads for large instances: the smoothed dual splits its leads over them (numpy; "
-            "about 1.25x faster with 2 than with 1 at 20k x 200), and a problem that falls "
-            "apart into components (regions) solves that many components side by side."
+            "Threads for large problems: the smoothed dual splits its leads over them, and a "
+            "problem that falls apart into components (regions) solves that many components "
+            "side by side. Results are combined in a fixed order, so timing never changes "
+            "the answer."
         ),
     )
 

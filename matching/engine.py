@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,7 @@ from matching.day import Day, prepare
 from matching.eligibility import Cause, Eligibility
 from matching.explain import explain
 from matching.fairness import FairnessReport, SoftViolation, Window, measure, problem_of, window
-from matching.optimiser import Optimiser, Solution
+from matching.optimiser import TIME_LIMIT, Optimiser, Solution
 from matching.policies import BASELINES
 from matching.schemas import (
     AccountOwners,
@@ -41,9 +41,12 @@ class MatchDiagnostics:
     "heuristic" (a baseline policy: no bound) or "empty"; objective: expected value (wins or
     revenue) minus the penalties of the fairness constraints the policy applies (none for
     baselines and "no_fairness"); bound, gap: upper bound and relative gap (nan for
-    baselines); soft_violations are always measured against the configured constraints; solve_seconds (whole call) and phase_seconds; n_leads, n_assigned, n_held;
-    n_pairs: candidate pairs given; n_candidates: pairs the optimiser considered;
-    n_fractional: leads fractional in the LP; method: how the optimiser solved;
+    baselines); soft_violations are always measured against the configured constraints;
+    solve_seconds (whole call) and phase_seconds: wall-clock timings, for tracking only (they
+    never decide the answer); n_leads, n_assigned, n_held; n_pairs: candidate pairs given;
+    n_candidates: pairs the optimiser considered; n_fractional: leads fractional in the LP;
+    method: how the optimiser solved; limits_reached: the solver limits
+    (:class:`~matching.config.SolverSettings` field names) that stopped one of its phases;
     expected_value: sum of value * p_win over assignments (the objective's worth);
     expected_wins: sum of p_win; total_uplift: sum of uplift; soft_violations;
     price_of_fairness: expected value of the optimum without fairness minus this one's
@@ -71,6 +74,7 @@ class MatchDiagnostics:
     rep_signal_used: bool
     notes: list[str] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    limits_reached: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,9 +121,19 @@ def match(
     prepared = time.perf_counter() - started
     choice, solution, n_candidates = _choose(day, policy)
     price = None
+    limits = set(solution.limits_reached) if solution else set()
     if policy == "leadmatch" and config.price_of_fairness and config.fairness.any_enabled:
-        free, _, _ = _choose(day, "no_fairness")
+        free, free_solution, _ = _choose(day, "no_fairness")
         price = _worth(day, free) - _worth(day, choice)
+        limits |= set(free_solution.limits_reached)
+    notes = list(day.notes)
+    if TIME_LIMIT in limits:
+        notes.append(
+            f"The solver's safety time limit ({config.solver.time_limit_seconds:g} s, "
+            "matching.solver.time_limit_seconds) stopped it before its work limits: this "
+            "plan may differ on a faster or less busy machine. Raise the limit to make it "
+            "reproducible."
+        )
     clock = time.perf_counter()
     state = window(day, choice)
     assignments = _assignments(day, choice, policy, state)
@@ -149,8 +163,9 @@ def match(
         soft_violations=report.soft_violations,
         price_of_fairness=price,
         rep_signal_used=day.rep_signal,
-        notes=list(day.notes),
+        notes=notes,
         phase_seconds=phases,
+        limits_reached=tuple(sorted(limits)),
     )
     return MatchResult(
         assignments=assignments,
@@ -242,19 +257,14 @@ def _rank(group: np.ndarray) -> np.ndarray:
 def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solution, int]:
     """The optimiser over the candidate pairs. A lead it holds while an eligible rep outside
     its top-k still has room gets all its assignable pairs and the problem is solved again."""
-    solver = day.config.solver
-    optimiser = Optimiser(
-        fairness=fairness,
-        time_limit_seconds=solver.time_limit_seconds,
-        mip_rel_gap=solver.mip_rel_gap,
-        threads=solver.threads,
-        dual_threads=solver.dual_threads,
-    )
+    optimiser = Optimiser(fairness=fairness, settings=day.config.solver)
     keep = _candidates(day)
+    limits: set[str] = set()
     for _ in range(_HOLD_ROUNDS):
         pairs = np.flatnonzero(keep)
         problem, _, _ = problem_of(day, pairs, fairness)
         solution = optimiser.solve(problem)
+        limits |= set(solution.limits_reached)
         choice = np.full(day.n_leads, -1)
         taken = solution.choice >= 0
         choice[taken] = pairs[solution.choice[taken]]
@@ -264,6 +274,7 @@ def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solu
         if not missed.any():
             break
         keep |= day.assignable & np.isin(day.lead, day.lead[missed])
+    solution = replace(solution, limits_reached=tuple(sorted(limits)))
     return choice, solution, int(keep.sum())
 
 

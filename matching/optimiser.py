@@ -22,7 +22,9 @@ T = sum_r V_r, and with fair share f_r (its share of the window's capacity)::
 
 where N_r counts the top-tier leads a rep received in the window and TA is their total.
 
-Solving, in four steps, each bounded by a share of the time limit:
+Solving, in four steps, each stopped by a work limit of :class:`~matching.config.SolverSettings`
+(simplex iterations, L-BFGS iterations, local-search rounds, branch-and-bound nodes) and never by
+the clock, so the same problem gives the same answer on any machine:
 
 1. LP relaxation (HiGHS, built from CSC arrays). It is almost integral: the fractional leads
    are bounded by the number of binding side constraints. On large instances
@@ -32,14 +34,15 @@ Solving, in four steps, each bounded by a share of the time limit:
    whose best rep clearly wins and give the others only their few near-best pairs. The
    restricted LP is then priced out against every candidate pair and extended (warm start)
    until nothing is missing, which certifies it as the LP over all pairs, or until the dual at
-   the LP's prices (a bound on the LP over all pairs) is close enough to it.
+   the LP's prices (a bound on the LP over all pairs) is close enough to it
+   (``lp_iterations_per_row``, ``dual_iterations``).
 2. A local search on the LP's rounding (relocations and swaps between reps, and exchanges of a
    held lead for an assigned one, scored exactly) closes the gap that rounding leaves at the
-   band edges, until the gap is half the target.
+   band edges, until the gap is half the target (``local_search_rounds``).
 3. If that misses the target: a MIP over the fractional leads only, every other lead as
-   rounded (short budget: HiGHS proves little there, the bands turn it into tight knapsacks),
-   then the local search again from its answer.
-4. Small instances that still miss the target get a MIP over every pair (for at most a second).
+   rounded (a few nodes: HiGHS proves little there, the bands turn it into tight knapsacks),
+   then the local search again from its answer (``repair_mip_nodes``).
+4. Small instances that still miss the target get a MIP over every pair (``full_mip_nodes``).
 
 Large problems whose candidate graph falls apart into connected components (the region rule
 gives one per region) are solved one component at a time when every lead can be assigned: the
@@ -47,17 +50,21 @@ window totals T and TA are then known in advance, which makes the value band and
 cap constants per rep and leaves only the ramp quota shared; it is shared out by ramping
 capacity, the bound sums the components' Lagrangian duals at one quota price, and a local
 search over the whole prices the shared quota exactly. Components run side by side, one per
-dual thread (each phase's seconds are then summed over them).
+dual thread, and their answers are combined in a fixed order (each phase's seconds are then
+summed over them).
 
 The gap is always measured against a valid bound: the LP optimum, the dual at the LP's prices
 when pricing stopped early, the dual bound when the LP did not finish, or HiGHS's bound after
-step 4. When the first LP runs out of time, the dual's greedy choice plus the local search is
-returned with its gap; when a re-solve does, the last LP's solution is rounded.
+step 4. When the first LP reaches its iteration limit, the dual's greedy choice plus the local
+search is returned with its gap; when a re-solve does, the last LP's solution is rounded.
+
+``time_limit_seconds`` is a safety net: each phase also stops at a wall-clock deadline (the dual
+at a share of it, the LP early enough to leave time for the rest), and when one does, the answer
+depends on the machine; :attr:`Solution.limits_reached` then names it.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -69,26 +76,29 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.sparse.csgraph import connected_components
 
-from matching.config import FairnessConstraints
+from matching.config import FairnessConstraints, SolverSettings
 
 _TOL = 1e-6
-# Largest share of leads left free by the dual fixing.
-_MAX_CONTESTED = 1.0
 # Moves per (from rep, to rep) pair that the local search tries to combine into swaps.
 _SWAP_PARTNERS = 8
 # Exchanges of a held lead for an assigned one that the local search scores exactly per round.
 _EXCHANGE_TRIES = 16
-# Time given to the MIP over the fractional leads when the local search misses the target (on
-# 2,000 x 50 days from four simulator seeds, 0.3 s left two at gaps of 1.3e-3 and 1.0e-3,
-# which 0.6 s brought to 5.7e-4, 7.8e-4; on a slower day of the same machine that took 1.0 s).
-_REPAIR_SECONDS = 0.6
-# Shares of the time limit: the dual may use the first, the LP stops to leave the second.
+# Shares of the safety time limit: the dual stops at the first, the LP stops to leave the
+# second for rounding and the local search.
 _DUAL_SHARE = 0.4
 _RESERVE_SHARE = 0.15
-# Up to this many candidate pairs, a MIP over everything finishes whenever the repair leaves a gap.
-_FULL_MIP_PAIRS = 2_000
-# Time given to that MIP.
-_FULL_MIP_SECONDS = 1.0
+# The HiGHS MIPs leave out the heuristics that solve sub-MIPs (RINS, RENS, root reduced cost):
+# a node limit does not bound them, and at the root of these small MIPs they cost several
+# times the rest. They branch on pseudocosts without strong branching, which took most of the
+# simplex iterations of such short searches.
+_MIP_OPTIONS = {
+    "mip_heuristic_run_rins": False,
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_root_reduced_cost": False,
+    "mip_pscost_minreliable": 0,
+}
+# Names of the limits in Solution.limits_reached.
+TIME_LIMIT = "time_limit_seconds"
 _INF = highspy.kHighsInf
 # Smoothing temperatures of the dual, as fractions of the mean best score per lead.
 # The final one leaves the dual bound within ~1e-5 of the LP optimum on the benchmark instances.
@@ -313,6 +323,10 @@ class Solution:
             after the dual fixing; all leads when no decomposition).
         method: the steps that ran, e.g. "dual+lp+mip" (see the module docstring; the local
             search always runs), prefixed "split(k): " when solved by components.
+        limits_reached: the :class:`~matching.config.SolverSettings` limits that stopped a
+            phase, sorted: work limits (the same on any machine) and ``"time_limit_seconds"``
+            when the safety net did (the answer may then differ on another machine).
+        phase_seconds: wall-clock seconds per phase (diagnostics only).
     """
 
     choice: np.ndarray
@@ -324,77 +338,74 @@ class Solution:
     n_fractional: int
     n_contested: int
     method: str
+    limits_reached: tuple[str, ...] = ()
     phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Optimiser:
-    """Exact (to ``mip_rel_gap``) fair assignment over candidate pairs with HiGHS.
+    """Fair assignment over candidate pairs with HiGHS, exact to ``settings.mip_rel_gap`` when
+    the work limits allow (the gap is always reported against a valid bound).
 
     Fields:
         fairness: which soft constraints apply and their parameters.
-        time_limit_seconds: wall-clock limit; when reached the best feasible assignment is
-            returned with its gap.
-        mip_rel_gap: target relative gap.
-        threads: HiGHS threads.
-        dual_threads: threads over which the smoothed dual splits its leads.
-        decompose_above_pairs: above this many candidate pairs, solve the connected components
-            of the candidate graph apart (when every lead can be assigned) and fix the
-            uncontested leads with the smoothed dual first (see the module docstring).
-        contested_share: share of leads (smallest dual margins) left to HiGHS when decomposing.
+        settings: gap target, work limits, safety time limit and threads.
     """
 
     fairness: FairnessConstraints = field(default_factory=FairnessConstraints)
-    time_limit_seconds: float = 120.0
-    mip_rel_gap: float = 1e-4
-    threads: int = 1
-    dual_threads: int = 1
-    decompose_above_pairs: int = 50_000
-    contested_share: float = 0.05
+    settings: SolverSettings = field(default_factory=SolverSettings)
 
     def __post_init__(self) -> None:
         if not isinstance(self.fairness, FairnessConstraints):
             raise TypeError("Optimiser.fairness must be a FairnessConstraints")
-        if not self.time_limit_seconds > 0:
-            raise ValueError(
-                f"Optimiser.time_limit_seconds must be > 0, got {self.time_limit_seconds}"
-            )
-        if not 0 <= self.mip_rel_gap < 1:
-            raise ValueError(f"Optimiser.mip_rel_gap must be in [0, 1), got {self.mip_rel_gap}")
-        for name in ("threads", "dual_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Optimiser.{name} must be >= 1, got {getattr(self, name)}")
-        if self.decompose_above_pairs < 0:
-            raise ValueError("Optimiser.decompose_above_pairs must be >= 0")
-        if not 0 < self.contested_share <= 1:
-            raise ValueError(
-                f"Optimiser.contested_share must be in (0, 1], got {self.contested_share}"
-            )
+        if not isinstance(self.settings, SolverSettings):
+            raise TypeError("Optimiser.settings must be a SolverSettings")
 
     def solve(self, problem: AssignmentProblem) -> Solution:
         """The best assignment of ``problem`` (see :class:`Solution`)."""
-        started = time.perf_counter()
+        net = _SafetyNet(time.perf_counter(), self.settings.time_limit_seconds)
         terms = FairnessTerms.of(problem, self.fairness)
-        if len(problem.lead) > self.decompose_above_pairs:
-            split = _solve_split(problem, terms, self, started)
+        if len(problem.lead) > self.settings.decompose_above_pairs:
+            split = _solve_split(problem, terms, self.settings, net)
             if split is not None:
                 return split
-        return _Run(problem, terms, self, started).solve()
+        return _Run(problem, terms, self.settings, net).solve()
+
+
+@dataclass(frozen=True)
+class _SafetyNet:
+    """The wall-clock safety net of one solve: ``limit`` seconds from ``started``."""
+
+    started: float
+    limit: float
+
+    def deadline(self, share: float = 1.0) -> float:
+        """perf_counter time at which ``share`` of the limit has passed."""
+        return self.started + share * self.limit
+
+    def left(self, reserve: float = 0.0) -> float:
+        """Seconds left before the limit (less ``reserve``), at least a twentieth of one."""
+        return max(0.05, self.deadline() - time.perf_counter() - reserve)
+
+    def passed(self) -> bool:
+        return time.perf_counter() >= self.deadline()
 
 
 class _Run:
     """One solve: the state shared by its phases."""
 
     def __init__(
-        self, problem: AssignmentProblem, terms: FairnessTerms, opt: Optimiser, started: float
+        self,
+        problem: AssignmentProblem,
+        terms: FairnessTerms,
+        settings: SolverSettings,
+        net: _SafetyNet,
     ):
-        self.p, self.t, self.opt, self.started = problem, terms, opt, started
+        self.p, self.t, self.settings, self.net = problem, terms, settings, net
         self.start = problem.lead_start
         self.prices: tuple[_Dual, np.ndarray] | None = None  # see _prices
         self.has_pairs = np.diff(self.start) > 0
-
-    def remaining(self) -> float:
-        return max(0.05, self.opt.time_limit_seconds - (time.perf_counter() - self.started))
+        self.reached: set[str] = set()  # the limits that stopped a phase
 
     def objective(self, choice: np.ndarray) -> float:
         """Expected value minus fairness penalties (no hold term)."""
@@ -405,19 +416,38 @@ class _Run:
         held = int((self.has_pairs & (choice < 0)).sum())
         return self.objective(choice) - self.t.hold_penalty * held
 
+    def polish(
+        self, start: np.ndarray, movable: np.ndarray, bound: float, phases: dict[str, float]
+    ) -> np.ndarray:
+        """Held leads placed where a chain of moves makes room, then the local search over
+        the ``movable`` leads until the gap to ``bound`` is half the target."""
+        clock = time.perf_counter()
+        target = self.settings.mip_rel_gap / 2
+        start = _place_held(self.p, start)
+        if self._gap(bound, start) > target:
+            search = _Polish(self.p, self.t, start, movable)
+            start = search.run(
+                self.settings.local_search_rounds,
+                self.net.deadline(),
+                lambda c: self._gap(bound, c) <= target,
+            )
+            self.reached |= search.reached
+        phases["polish"] = phases.get("polish", 0.0) + time.perf_counter() - clock
+        return start
+
     def solve(self) -> Solution:
-        p, opt = self.p, self.opt
+        p, settings = self.p, self.settings
         phases: dict[str, float] = {}
         if len(p.lead) == 0:
             return self._finish(np.full(p.n_leads, -1), 0.0, 0, 0, "empty", phases)
-        limit = opt.time_limit_seconds
-        # what is left for rounding, repair and local search when the LP stops
-        reserve = max(0.5, _RESERVE_SHARE * limit)
+        # what is left for rounding, repair and local search when the LP stops on the clock
+        reserve = max(0.5, _RESERVE_SHARE * self.net.limit)
         clock = time.perf_counter()
         guide, dual = p.score, None
-        if len(p.lead) > opt.decompose_above_pairs:
-            duals = _Dual(p, self.t, opt.dual_threads)
-            y = duals.fit(self.started + _DUAL_SHARE * limit)
+        if len(p.lead) > settings.decompose_above_pairs:
+            duals = _Dual(p, self.t, settings.dual_threads)
+            y = duals.fit(settings.dual_iterations, self.net.deadline(_DUAL_SHARE))
+            self.reached |= duals.reached
             dual = (duals, y)
             bound = duals.value(y)
             guide = duals.reduced(y)
@@ -427,7 +457,7 @@ class _Run:
             # contested_share of the leads are. A contested lead starts with its pairs within
             # 3 temperatures of its best, at most _CONTESTED_COLUMNS of them; pricing adds any
             # other that the LP wants.
-            fixed = _fix_by_margin(p, guide, opt.contested_share, 2 * duals.eps)
+            fixed = _fix_by_margin(p, guide, settings.contested_share, 2 * duals.eps)
             columns = _near_best(p, guide, fixed < 0, 3 * duals.eps, _CONTESTED_COLUMNS)
             method = "dual+lp"
             phases["dual"] = time.perf_counter() - clock
@@ -435,12 +465,14 @@ class _Run:
             bound, fixed, method = np.inf, np.full(p.n_leads, -1), "lp"
             columns = np.arange(len(p.lead))
         clock = time.perf_counter()
-        lp = _Model(p, self.t, columns, fixed, opt.threads)
+        lp = _Model(p, self.t, columns, fixed, settings.threads)
+        iterations = int(np.ceil(settings.lp_iterations_per_row * lp.n_rows))
         last = None  # the last LP's solution over the current columns
         while True:
-            x, lp_bound = lp.solve_lp(max(0.05, self.remaining() - reserve))
+            x, lp_bound, stop = lp.solve_lp(iterations - lp.iterations, self.net.left(reserve))
             if x is None:
-                x = last  # out of time in a re-solve: the last LP's solution is still feasible
+                self.reached.add(stop)
+                x = last  # a re-solve stopped: the last LP's solution is still feasible
                 break
             # The restricted LP is the LP over every pair once no left-out pair has a positive
             # reduced cost under its prices (for a fixed lead: beats the fixed pair or holding).
@@ -454,77 +486,68 @@ class _Run:
             assert dual is not None  # every pair has a column without the dual
             at_prices = dual[0].value(lp.multipliers())
             bound = min(bound, at_prices)
-            if at_prices - lp_bound <= _PRICING_STOP * opt.mip_rel_gap * abs(lp_bound):
+            if at_prices - lp_bound <= _PRICING_STOP * settings.mip_rel_gap * abs(lp_bound):
                 break
             was_fixed = lp.fixed[p.lead[missing]]
             lp.add(missing)
             last = np.concatenate([x, (missing == was_fixed).astype(float)])
         phases["lp"] = time.perf_counter() - clock
         free = (lp.fixed < 0) & self.has_pairs
-        movable = np.zeros(p.n_leads, bool)  # leads the local search may move
         n_frac = 0
-        polish_seconds = 0.0
-
-        def polish(start: np.ndarray) -> np.ndarray:
-            nonlocal polish_seconds
-            clock = time.perf_counter()
-            start = _place_held(p, start)
-            if self._gap(bound, start) > opt.mip_rel_gap / 2:
-                start = _Polish(p, self.t, start, movable).run(
-                    time.perf_counter() + self.remaining(),
-                    lambda c: self._gap(bound, c) <= opt.mip_rel_gap / 2,
-                )
-            polish_seconds += time.perf_counter() - clock
-            return start
-
         if x is None:
-            # Out of time: the dual's (or the scores') greedy choice for the free leads.
-            movable[:] = True
-            choice = polish(_greedy_fill(p, self.t, lp.fixed, free, guide))
+            # The first LP stopped: the dual's (or the scores') greedy choice for the free leads.
+            start = _greedy_fill(p, self.t, lp.fixed, free, guide)
+            choice = self.polish(start, np.ones(p.n_leads, bool), bound, phases)
         else:
             rounded, fractional = lp.round(x)
             n_frac = int(fractional.sum())
+            movable = np.zeros(p.n_leads, bool)  # the leads with a column
             movable[p.lead[lp.pairs]] = True
             start = _round_up(p, rounded, x, lp.pairs, fractional)
-            choice = polish(start)
-            if self._gap(bound, choice) > opt.mip_rel_gap:
+            choice = self.polish(start, movable, bound, phases)
+            if self._gap(bound, choice) > settings.mip_rel_gap and settings.repair_mip_nodes:
                 # A MIP over the fractional leads, every other lead as the LP rounded it: a
                 # different neighbourhood from the local search's, which it left at a local
                 # optimum. HiGHS proves little here (the bands make it a set of tight
-                # knapsacks), so it gets a short budget. Skipped when the local search alone
-                # meets the target: at 2,000 x 50 that saves 0.6 s of a 1.4 s solve.
+                # knapsacks), so it gets a few nodes. Skipped when the local search alone
+                # meets the target.
                 clock = time.perf_counter()
                 leads = np.flatnonzero(fractional[p.lead])
-                repair = _Model(p, self.t, leads, rounded, opt.threads)
-                budget = min(self.remaining(), _REPAIR_SECONDS)
-                repaired, _ = repair.solve_mip(budget, opt.mip_rel_gap, start=start)
+                repair = _Model(p, self.t, leads, rounded, settings.threads)
+                repaired, _, stop = repair.solve_mip(
+                    settings.repair_mip_nodes, self.net.left(), settings.mip_rel_gap, start
+                )
+                self._stopped(stop, "repair_mip_nodes")
                 phases["mip"] = time.perf_counter() - clock
                 method += "+mip"
                 if repaired is not None and not np.array_equal(repaired, start):
-                    repaired = polish(repaired)
+                    repaired = self.polish(repaired, movable, bound, phases)
                     if self.model_value(repaired) > self.model_value(choice):
                         choice = repaired
-        phases["polish"] = polish_seconds
         if (
             x is not None
-            and self._gap(bound, choice) > opt.mip_rel_gap
-            and len(p.lead) <= _FULL_MIP_PAIRS
+            and self._gap(bound, choice) > settings.mip_rel_gap
+            and len(p.lead) <= settings.full_mip_max_pairs
+            and settings.full_mip_nodes
         ):
             # Small instance: a MIP over every pair is usually cheap and makes the answer
-            # exact; capped, since a day of a few leads against many reps' empty fairness
-            # windows can keep HiGHS branching for seconds over a gap of hundredths of a win.
+            # exact; limited, since a day of a few leads against many reps' empty fairness
+            # windows can keep HiGHS branching long over a gap of hundredths of a win.
             clock = time.perf_counter()
-            full = _Model(p, self.t, np.arange(len(p.lead)), np.full(p.n_leads, -1), opt.threads)
-            budget = min(self.remaining(), _FULL_MIP_SECONDS)
-            exact, mip_bound = full.solve_mip(budget, opt.mip_rel_gap, start=choice)
+            full = _Model(
+                p, self.t, np.arange(len(p.lead)), np.full(p.n_leads, -1), settings.threads
+            )
+            exact, mip_bound, stop = full.solve_mip(
+                settings.full_mip_nodes, self.net.left(), settings.mip_rel_gap, choice
+            )
+            self._stopped(stop, "full_mip_nodes")
             choice = choice if exact is None else exact
             bound = min(bound, mip_bound)
             phases["full_mip"] = time.perf_counter() - clock
             method += "+full_mip"
-        timed_out = x is None or self.remaining() <= 0.05
         if self.t.fixed_totals is not None and self.t.ramp_on:
             self.prices = self._prices(lp if x is not None else None, dual)
-        return self._finish(choice, bound, n_frac, int(free.sum()), method, phases, timed_out)
+        return self._finish(choice, bound, n_frac, int(free.sum()), method, phases)
 
     def _prices(
         self, lp: _Model | None, dual: tuple[_Dual, np.ndarray] | None
@@ -536,12 +559,15 @@ class _Run:
         duals = dual[0] if dual is not None else _Dual(self.p, self.t)
         return duals, lp.multipliers() if lp is not None else dual[1]
 
+    def _stopped(self, stop: str, nodes: str) -> None:
+        """Record what stopped a MIP: its node limit (setting ``nodes``) or the safety net."""
+        if stop:
+            self.reached.add(nodes if stop == "nodes" else stop)
+
     def _gap(self, bound: float, choice: np.ndarray) -> float:
         return (bound - self.model_value(choice)) / max(abs(self.objective(choice)), 1e-9)
 
-    def _finish(
-        self, choice, bound, n_frac, n_contested, method, phases, timed_out=False
-    ) -> Solution:
+    def _finish(self, choice, bound, n_frac, n_contested, method, phases) -> Solution:
         objective = self.objective(choice)
         held = int((self.has_pairs & (choice < 0)).sum())
         shifted = bound + self.t.hold_penalty * held
@@ -549,19 +575,18 @@ class _Run:
         if method == "empty":
             status, gap, shifted = "empty", 0.0, 0.0
         else:
-            status = (
-                "optimal" if gap <= self.opt.mip_rel_gap + 1e-12 and not timed_out else "feasible"
-            )
+            status = "optimal" if gap <= self.settings.mip_rel_gap + 1e-12 else "feasible"
         return Solution(
             choice=choice,
             status=status,
             objective=objective,
             bound=float(shifted),
             gap=float(gap),
-            solve_seconds=time.perf_counter() - self.started,
+            solve_seconds=time.perf_counter() - self.net.started,
             n_fractional=n_frac,
             n_contested=n_contested,
             method=method,
+            limits_reached=tuple(sorted(self.reached)),
             phase_seconds=phases,
         )
 
@@ -640,7 +665,7 @@ def _components(p: AssignmentProblem, terms: FairnessTerms) -> list[_Component]:
 
 
 def _solve_split(
-    p: AssignmentProblem, terms: FairnessTerms, opt: Optimiser, started: float
+    p: AssignmentProblem, terms: FairnessTerms, settings: SolverSettings, net: _SafetyNet
 ) -> Solution | None:
     """Solve each component (see :func:`_components`) on its own, or None when there are
     fewer than two or one of them has to hold a lead (the totals were then wrong).
@@ -658,21 +683,17 @@ def _solve_split(
     n_frac = n_contested = 0
     methods = set()
     priced = []  # (dual function, multipliers) of the components with ramping reps
-    # Components run side by side, one per dual thread, each with its share of the time: the
-    # LP of one overlaps the dual of another. HiGHS runs them only with one thread each.
-    workers = min(opt.dual_threads, len(parts)) if opt.threads == 1 else 1
-    sub_threads = max(1, opt.dual_threads // workers)
-    queued = {"pairs": len(p.lead)}
-    lock = threading.Lock()
+    # Components run side by side, one per dual thread, each under the same work limits (the
+    # LP of one overlaps the dual of another). pool.map returns their answers in the
+    # components' order whatever order they finish in. HiGHS runs them only with one thread
+    # each.
+    workers = min(settings.dual_threads, len(parts)) if settings.threads == 1 else 1
+    sub_settings = settings.model_copy(
+        update={"dual_threads": max(1, settings.dual_threads // workers)}
+    )
 
     def solve(part: _Component) -> tuple[_Run, Solution]:
-        with lock:
-            share = len(part.pairs) / max(queued["pairs"], 1)
-            queued["pairs"] -= len(part.pairs)
-        left = opt.time_limit_seconds - (time.perf_counter() - started)
-        budget = max(0.05, min(left, left * share * workers))
-        sub_opt = replace(opt, time_limit_seconds=budget, dual_threads=sub_threads)
-        sub_run = _Run(part.problem, part.terms, sub_opt, time.perf_counter())
+        sub_run = _Run(part.problem, part.terms, sub_settings, net)
         return sub_run, sub_run.solve()
 
     if workers > 1:
@@ -680,6 +701,7 @@ def _solve_split(
             solved = list(pool.map(solve, parts))
     else:
         solved = [solve(part) for part in parts]
+    run = _Run(p, terms, settings, net)
     for part, (sub_run, solution) in zip(parts, solved, strict=True):
         if (solution.choice < 0).any():
             return None
@@ -696,6 +718,7 @@ def _solve_split(
         n_frac += solution.n_fractional
         n_contested += solution.n_contested
         methods.add(solution.method)
+        run.reached |= set(solution.limits_reached)
     if priced:
         # The components' duals at one quota price q bound the whole problem (their quota
         # shares add up to the quota); the best of their own prices and 0.
@@ -703,7 +726,6 @@ def _solve_split(
             return sum(d.value(np.concatenate([y[:-1], [q]])) for d, y in priced)
 
         bound += min(at(q) for q in {0.0, *(float(y[-1]) for _, y in priced)})
-    run = _Run(p, terms, opt, started)
     # the reps without candidates: their (constant) penalties under the fixed totals
     alone = np.ones(p.n_reps, bool)
     alone[p.rep] = False
@@ -715,15 +737,17 @@ def _solve_split(
         + terms.cap_penalty * lone.top_cap[alone].sum() * terms.cap_on
     )
     method = f"split({len(parts)}): " + "/".join(sorted(methods))
-    if run._gap(bound, choice) > opt.mip_rel_gap and run.remaining() > 0.1:
+    if run._gap(bound, choice) > settings.mip_rel_gap:
         clock = time.perf_counter()
-        choice = _Polish(p, terms, choice, np.ones(n, bool)).run(
-            time.perf_counter() + run.remaining(),
-            lambda c: run._gap(bound, c) <= opt.mip_rel_gap / 2,
+        search = _Polish(p, terms, choice, np.ones(n, bool))
+        choice = search.run(
+            settings.local_search_rounds,
+            net.deadline(),
+            lambda c: run._gap(bound, c) <= settings.mip_rel_gap / 2,
         )
+        run.reached |= search.reached
         phases["polish"] = phases.get("polish", 0.0) + time.perf_counter() - clock
-    timed_out = run.remaining() <= 0.05
-    return run._finish(choice, bound, n_frac, n_contested, method, phases, timed_out)
+    return run._finish(choice, bound, n_frac, n_contested, method, phases)
 
 
 def _priced_out(p: AssignmentProblem, lp: _Model) -> np.ndarray:
@@ -797,14 +821,7 @@ def _fix_by_margin(
     keep = np.zeros(len(leads), bool)
     if n_contested < len(leads):
         keep[np.argsort(-margin, kind="stable")[: len(leads) - n_contested]] = True
-    # at most _MAX_CONTESTED of the leads stay free: beyond that the LP gets too large to
-    # pay for itself, and pricing frees the leads that were fixed wrongly
-    n_free_cap = int(np.ceil(_MAX_CONTESTED * len(leads)))
-    too_close = margin < min_margin
-    if too_close.sum() > n_free_cap:
-        too_close = np.zeros(len(leads), bool)
-        too_close[np.argsort(margin, kind="stable")[:n_free_cap]] = True
-    keep &= (best > 0) & ~too_close
+    keep &= (best > 0) & (margin >= min_margin)
     idx = np.flatnonzero(keep)
     reps = p.rep[first[idx]]
     by_rep = np.lexsort((-margin[idx], reps))
@@ -886,6 +903,8 @@ class _Dual:
             cut = np.linspace(0, rows, parts + 1).astype(int)
             self.blocks += [(slab, slice(a, b)) for a, b in zip(cut[:-1], cut[1:], strict=True)]
         self._pool: ThreadPoolExecutor | None = None
+        self.eps = 0.0  # the last temperature fitted
+        self.reached: set[str] = set()  # the limits that stopped fit
 
     def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
         out, at = {}, 0
@@ -997,12 +1016,14 @@ class _Dual:
             grads.append(np.array([got_top[p.ramp].sum() - quota]))
         return value, np.concatenate(grads)
 
-    def fit(self, deadline: float) -> np.ndarray:
-        """Minimise the smoothed dual with decreasing temperature (L-BFGS-B, box bounds),
-        stopping at ``deadline`` (perf_counter seconds) with the best point so far."""
+    def fit(self, iterations: int, deadline: float) -> np.ndarray:
+        """Minimise the smoothed dual with decreasing temperature (L-BFGS-B, box bounds), at
+        most ``iterations`` per temperature, with the best point so far when the safety net's
+        ``deadline`` (perf_counter seconds) passes first; ``reached`` names what stopped it."""
 
         def stop(_) -> None:
             if time.perf_counter() > deadline:
+                self.reached.add(TIME_LIMIT)
                 raise StopIteration
 
         y = np.zeros(sum(self.sizes.values()))
@@ -1019,6 +1040,7 @@ class _Dual:
         with pool as self._pool:
             for stage, factor in enumerate(_EPSILONS):
                 if time.perf_counter() > deadline:
+                    self.reached.add(TIME_LIMIT)
                     break
                 if stage > 0:
                     # A colder stage only sees the pairs within _PRUNE_WIDTH of their lead's
@@ -1035,8 +1057,10 @@ class _Dual:
                     method="L-BFGS-B",
                     bounds=bounds,
                     callback=stop,
-                    options={"maxiter": 400, "maxcor": 20, "ftol": 1e-9, "gtol": 1e-6},
+                    options={"maxiter": iterations, "maxcor": 20, "ftol": 1e-9, "gtol": 1e-6},
                 )
+                if result.nit >= iterations:
+                    self.reached.add("dual_iterations")
                 y = result.x
                 self.eps = scale * factor
         self._pool = active._pool = None
@@ -1084,6 +1108,7 @@ class _Model:
         self.fixed = fixed.copy()
         self.fixed[p.lead[pairs]] = -1
         self.h: highspy.Highs | None = None
+        self.iterations = 0  # simplex iterations of every LP solve so far
         self.lp = self._build()
 
     # --- rows that carry the fixed leads -----------------------------------------------------
@@ -1290,9 +1315,13 @@ class _Model:
     def _x(self, h: highspy.Highs) -> np.ndarray:
         return np.asarray(h.getSolution().col_value)[self.n_aux :]
 
-    def solve_lp(self, time_limit: float) -> tuple[np.ndarray | None, float]:
-        """LP relaxation: (x over self.pairs, objective), x None when out of time. A second
-        call (after :meth:`add`) warm-starts from the previous basis."""
+    def solve_lp(self, iterations: int, time_limit: float) -> tuple[np.ndarray | None, float, str]:
+        """LP relaxation within ``iterations`` simplex iterations (and the safety net's
+        ``time_limit`` seconds): (x over self.pairs, objective, ""), or (None, inf, the limit
+        that stopped it). A second call (after :meth:`add`) warm-starts from the previous
+        basis; :attr:`iterations` counts every call's."""
+        if iterations <= 0:
+            return None, np.inf, "lp_iterations_per_row"
         if self.h is None:
             self.h = self._highs(time_limit)
             # presolve takes as long as the simplex on these LPs and saves it nothing: with it
@@ -1302,11 +1331,18 @@ class _Model:
         else:
             # HiGHS's time limit counts every run of an instance, not only the next one
             self.h.setOptionValue("time_limit", self.h.getRunTime() + float(time_limit))
+        self.h.setOptionValue("simplex_iteration_limit", int(iterations))
         self.h.run()
-        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return None, np.inf
+        self.iterations += max(0, self.h.getInfo().simplex_iteration_count)
+        status = self.h.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            stop = {
+                highspy.HighsModelStatus.kIterationLimit: "lp_iterations_per_row",
+                highspy.HighsModelStatus.kTimeLimit: TIME_LIMIT,
+            }.get(status, "")
+            return None, np.inf, stop
         self.row_dual = np.asarray(self.h.getSolution().row_dual)
-        return self._x(self.h), self.h.getInfo().objective_function_value
+        return self._x(self.h), self.h.getInfo().objective_function_value, ""
 
     def reduced_scores(self) -> np.ndarray:
         """(J,) every problem pair's reduced score under the last LP's row prices, lead rows
@@ -1332,27 +1368,37 @@ class _Model:
         return choice, fractional
 
     def solve_mip(
-        self, time_limit: float, mip_rel_gap: float, start: np.ndarray | None
-    ) -> tuple[np.ndarray | None, float]:
-        """MIP over the free pairs: (the fixed choices plus the best found, or None if none;
-        HiGHS's dual bound, valid for the whole problem only when nothing is fixed)."""
+        self, nodes: int, time_limit: float, mip_rel_gap: float, start: np.ndarray | None
+    ) -> tuple[np.ndarray | None, float, str]:
+        """MIP over the free pairs within ``nodes`` branch-and-bound nodes (and the safety
+        net's ``time_limit`` seconds): (the fixed choices plus the best found, or None if none;
+        HiGHS's dual bound, valid for the whole problem only when nothing is fixed; "nodes" or
+        TIME_LIMIT when that limit stopped it, else "")."""
         lp = self.lp
         lp.integrality_ = [highspy.HighsVarType.kContinuous] * self.n_aux + [
             highspy.HighsVarType.kInteger
         ] * len(self.pairs)
         h = self._highs(time_limit, mip_rel_gap)
+        h.setOptionValue("mip_max_nodes", int(nodes))
+        for name, value in _MIP_OPTIONS.items():
+            h.setOptionValue(name, value)
         h.passModel(lp)
         if start is not None:
             on = self.n_aux + np.flatnonzero(np.isin(self.pairs, start[start >= 0]))
             h.setSolution(len(on), on.astype(np.int32), np.ones(len(on)))
         h.run()
+        stop = {
+            # HiGHS reports a node limit as a solution limit
+            highspy.HighsModelStatus.kSolutionLimit: "nodes",
+            highspy.HighsModelStatus.kTimeLimit: TIME_LIMIT,
+        }.get(h.getModelStatus(), "")
         info = h.getInfo()
         if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
-            return None, np.inf
+            return None, np.inf, stop
         choice = self.fixed.copy()
         on = self._x(h) > 0.5
         choice[self.p.lead[self.pairs[on]]] = self.pairs[on]
-        return choice, info.mip_dual_bound
+        return choice, info.mip_dual_bound, stop
 
 
 class _Polish:
@@ -1382,6 +1428,7 @@ class _Polish:
         self.N = p.history_top_tier + np.bincount(reps, p.top_tier[leads].astype(float), R)
         self.used = np.bincount(reps, minlength=R)
         self.lo, self.hi, self.top_cap, self.quota = t.limits(self.V.sum(), self.N.sum())
+        self.reached: set[str] = set()  # the limit that stopped run, if one did
 
     def rep_penalty(self, r: np.ndarray, V: np.ndarray, N: np.ndarray) -> np.ndarray:
         t = self.t
@@ -1418,16 +1465,23 @@ class _Polish:
             "a": p.top_tier[lead].astype(float),
         }
 
-    def run(self, deadline: float, good_enough) -> np.ndarray:
-        """Improve until no move gains, ``good_enough(choice)`` or the deadline."""
+    def run(self, rounds: int, deadline: float, good_enough) -> np.ndarray:
+        """Improve until no move gains, ``good_enough(choice)``, ``rounds`` rounds or the
+        safety net's ``deadline`` (perf_counter seconds); ``reached`` names the limit that
+        stopped it, if one did."""
         p = self.p
         ramp = p.ramp.astype(float)
-        while time.perf_counter() < deadline and not good_enough(self.choice):
+        for _ in range(rounds):
+            if good_enough(self.choice):
+                return self.choice
+            if time.perf_counter() >= deadline:
+                self.reached.add(TIME_LIMIT)
+                return self.choice
             m = self._moves()
             if len(m["pair"]) == 0:
                 if self._insert_held() or self._exchange_held():
                     continue
-                break
+                return self.choice
             V, N = self.V, self.N
             base = self.rep_penalty(np.arange(p.n_reps), V, N)
             ramp_top = float(N[p.ramp].sum())
@@ -1502,7 +1556,7 @@ class _Polish:
             if len(good) == 0:
                 if self._insert_held() or self._exchange_held():
                     continue
-                break
+                return self.choice
             touched = np.zeros(p.n_reps, bool)
             ramp_moved = False
             for k in good[np.argsort(-gains[good], kind="stable")]:
@@ -1517,6 +1571,7 @@ class _Polish:
                 self._apply(l1[k], j1[k], ra[k], rb[k])
                 if l2[k] >= 0:
                     self._apply(l2[k], j2[k], rb[k], ra[k])
+        self.reached.add("local_search_rounds")
         return self.choice
 
     def _insert_held(self) -> bool:

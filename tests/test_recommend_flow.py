@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -78,6 +80,32 @@ def test_rerun_gives_byte_identical_files(trained, small_folder, tmp_path):
     for name in ("assignments.csv", "rep_summary.csv", "left_out.csv", "report.html"):
         assert (tmp_path / "a" / RUN_DATE / name).read_bytes() == (
             tmp_path / "b" / RUN_DATE / name
+        ).read_bytes()
+
+
+def test_a_busy_machine_and_a_shorter_solver_time_limit_give_byte_identical_files(
+    trained, small_folder, tmp_path
+):
+    # the optimiser stops on work limits, not on the clock: the same plan however busy
+    recommend_flow(small_folder, RUN_DATE, tmp_path / "quiet", trained)
+    solver = trained.matching.solver
+    shorter = solver.model_copy(update={"time_limit_seconds": solver.time_limit_seconds / 3})
+    matching = trained.matching.model_copy(update={"solver": shorter})
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        recommend_flow(
+            small_folder,
+            RUN_DATE,
+            tmp_path / "busy",
+            trained.model_copy(update={"matching": matching}),
+        )
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    for name in ("assignments.csv", "rep_summary.csv", "left_out.csv", "report.html"):
+        assert (tmp_path / "quiet" / RUN_DATE / name).read_bytes() == (
+            tmp_path / "busy" / RUN_DATE / name
         ).read_bytes()
 
 
