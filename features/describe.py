@@ -234,7 +234,8 @@ def _base_rate_line(out: _Outcomes, window_days: int) -> str:
         reasons.append(
             f"{_plural(no_rep, 'outcome')} with no rep "
             f"{_s(no_rep, 'counts', 'count')} in the win rate of closed leads but "
-            f"{_s(no_rep, 'is not a training pair', 'are not training pairs')}"
+            f"{_s(no_rep, 'is not a training pair', 'are not training pairs')} (the model's win "
+            "chances are those of a lead that reached an owner)"
         )
     return (
         f"{head}, against a win rate of {rate:.1%} of closed leads (the figure above), because "
@@ -249,7 +250,8 @@ def _ownership_problems(
     facts = []
     won, lost = int(out.won.sum()), int(out.lost.sum())
     closed = won + lost
-    if closed >= FEW_LOSSES_MIN_CLOSED and lost / closed < FEW_LOSSES_SHARE:
+    few_losses = closed >= FEW_LOSSES_MIN_CLOSED and lost / closed < FEW_LOSSES_SHARE
+    if few_losses:
         if lost:
             facts.append(
                 f"almost no losses: {_n(won)} of {_plural(closed, 'closed assignment')} are won "
@@ -271,12 +273,19 @@ def _ownership_problems(
         )
     if not facts:
         return []
-    return [
-        "; ".join(facts)
-        + ". Exports that keep an owner only for won leads look like this: a model trained "
-        "on them learns that an assigned lead is almost always won, and gives confident win "
-        "chances to leads that mostly do not convert. " + _FIX_OWNERS
-    ]
+    if few_losses:
+        why = (
+            "Exports that keep an owner only for won leads look like this: a model trained on "
+            "them learns that an assigned lead is almost always won, and gives confident win "
+            "chances to leads that mostly do not convert. "
+        )
+    else:
+        why = (
+            f"The outcomes left are those of the leads that reached an owner ({won / closed:.0%} "
+            "won), so a model trained on them gives every new lead the win chances of a lead "
+            "someone already took on. "
+        )
+    return ["; ".join(facts) + ". " + why + _FIX_OWNERS]
 
 
 def _training_problems(

@@ -342,3 +342,18 @@ def test_train_refuses_what_validate_refuses_before_any_work(prefect_harness, tm
     ]
     configure_mlflow(tracking)
     assert MlflowClient().search_registered_models() == []
+
+
+def test_most_leads_without_an_owner_is_not_usable_even_with_losses():
+    data = history()
+    asg = data.assignments
+    # Only every third lead has an owner (won or lost as before); the others have no row.
+    data = CrmData(data.reps, data.leads, asg[asg.index % 3 == 0].reset_index(drop=True))
+    assert check_history(data).problems == [
+        "most leads have no owner: 145 of the 218 leads created more than 90 days before the "
+        "end of the export (67%) have no assignment row, so they are neither wins nor losses. "
+        "The outcomes left are those of the leads that reached an owner (20% won), so a model "
+        "trained on them gives every new lead the win chances of a lead someone already took "
+        "on. If a lead without an owner was lost, say so in the mapping: `unassigned_outcome: "
+        "lost` under tables.assignments; otherwise export the lost leads with their owners."
+    ]

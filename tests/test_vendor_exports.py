@@ -95,7 +95,8 @@ def test_validate_prints_the_hubspot_export_its_repairs_and_its_label(tmp_path):
         "training base rate: 50.0% of 2 labelled assignments won within 90 days, against a win "
         "rate of 66.7% of closed leads (the figure above), because 2 open leads younger than 90 "
         "days are left out until their window ends; 1 outcome with no rep counts in the win rate "
-        "of closed leads but is not a training pair"
+        "of closed leads but is not a training pair (the model's win chances are those of a lead "
+        "that reached an owner)"
     ) in text
     assert "train would stop: too few outcomes: 2 assignments with a label" in text
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -492,8 +493,6 @@ class ColumnMapping(BaseModel):
     @classmethod
     def from_yaml(cls, text: str) -> ColumnMapping:
         """Parse the text of a YAML mapping (the caller reads the file)."""
-        import yaml
-
         try:
             spec = yaml.safe_load(text)
         except yaml.YAMLError as err:
