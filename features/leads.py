@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.reps import OutcomeHistory, as_ns, history_start, shrink
+from features.timestamps import parse_dates
 
 LEAD_CATEGORICAL = ["source", "industry", "region", "product"]
 LEAD_NUMERIC = ["company_size", "expected_value", "created_weekday", "created_hour"]
@@ -31,8 +32,8 @@ def lead_features(leads: pd.DataFrame) -> pd.DataFrame:
     (0 = Monday) and ``created_hour`` (0-23) of ``created_at``, then every ``x_*`` column: text
     columns as text, numeric and yes/no columns as float.
     """
-    created = pd.to_datetime(leads["created_at"])
-    out = {"created_at": created.astype("datetime64[ns]")}
+    created = parse_dates(leads["created_at"])
+    out = {"created_at": created}
     if "account_id" in leads:
         out["account_id"] = leads["account_id"].astype("str")
     out.update({column: leads[column].astype("str") for column in LEAD_CATEGORICAL})
