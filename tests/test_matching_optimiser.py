@@ -6,6 +6,7 @@ import itertools
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -434,7 +435,7 @@ def test_a_held_lead_takes_a_full_reps_slot_when_its_lead_can_move_on():
     np.testing.assert_array_equal(placed, [0, 2, 4])  # 1 moves to rep 1, 2 on to rep 2
     # without lead 2's pair to rep 2 there is no room at the end of any chain: still held
     fields = {name: getattr(problem, name)[:4] for name in ("lead", "rep", "score")}
-    no_room = AssignmentProblem(**(vars(problem) | fields))
+    no_room = replace(problem, **fields)
     np.testing.assert_array_equal(_place_held(no_room, np.array([-1, 1, 3])), [-1, 1, 3])
 
 
