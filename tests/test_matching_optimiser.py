@@ -1,4 +1,8 @@
-"""The optimiser against references: brute force, an assignment solver, and its dual bound."""
+"""The optimiser against references: brute force, an assignment solver, and its dual bound.
+
+The solver's private modules (matching._solver) are tested here directly, as scikit-learn tests
+its private solvers: their names are public within that package.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,14 @@ import pandas as pd
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from matching import MatchingConfig, match, optimiser
+from matching import MatchingConfig, match
+from matching._solver import phases
+from matching._solver.blocks import Blocks
+from matching._solver.decompose import components
+from matching._solver.dual import Dual, near_best
+from matching._solver.highs_model import HighsModel, LpResult
+from matching._solver.limits import SafetyNet
+from matching._solver.local_search import LocalSearch, place_held
 from matching.config import (
     FairnessConstraints,
     NewRepQuota,
@@ -21,17 +32,7 @@ from matching.config import (
     TopTierCap,
     ValueShareRule,
 )
-from matching.optimiser import (
-    AssignmentProblem,
-    FairnessTerms,
-    Optimiser,
-    _components,
-    _Dual,
-    _Model,
-    _place_held,
-    _Polish,
-    slacks_of,
-)
+from matching.optimiser import AssignmentProblem, FairnessTerms, Optimiser, slacks_of
 
 ALL_ON = FairnessConstraints(
     value_share=ValueShareRule(band=0.15, penalty=1.0),
@@ -46,6 +47,9 @@ ONLY = {
     "top_tier_cap": OFF.model_copy(update={"top_tier_cap": ALL_ON.top_tier_cap}),
     "all": ALL_ON,
 }
+
+
+NEVER = SafetyNet(started=0.0, limit=np.inf)  # a safety net that never stops anything
 
 
 def solver(fairness: FairnessConstraints = ALL_ON, **settings) -> Optimiser:
@@ -146,40 +150,41 @@ def test_capacity_only_matches_an_assignment_solver_with_replicated_rep_slots():
 
 def lp_optimum(problem: AssignmentProblem, terms: FairnessTerms) -> float:
     everything = np.arange(len(problem.lead))
-    model = _Model(problem, terms, everything, np.full(problem.n_leads, -1), 1)
-    x, value, _ = model.solve_lp(10**6, 60)
-    assert x is not None
-    return value
+    model = HighsModel(problem, terms, everything, np.full(problem.n_leads, -1), 1)
+    lp = model.solve_lp(10**6, 60)
+    assert lp.x is not None
+    return lp.objective
 
 
 @pytest.mark.parametrize("constraints", ["none", "value_share", "all"])
 def test_the_lagrangian_dual_bounds_the_lp_everywhere_and_meets_it_at_its_minimum(constraints):
     problem = random_problem(3, n=60, reps=8, history=True)
     terms = FairnessTerms.of(problem, ONLY[constraints])
-    dual = _Dual(problem, terms)
+    dual = Dual(problem, terms)
     optimum = lp_optimum(problem, terms)
     rng = np.random.default_rng(0)
     for _ in range(20):
         y = np.array([rng.uniform(lo, 3.0 if hi is None else hi) for lo, hi in dual.bounds()])
         assert dual.value(y) >= optimum - 1e-7
-    fitted = dual.value(dual.fit(400, np.inf))
+    fitted = dual.value(dual.fit(400, NEVER, 1.0).y)
     assert fitted >= optimum - 1e-7
     assert fitted - optimum <= 1e-3 * abs(optimum)
 
 
-def test_the_smoothed_dual_gives_the_same_value_split_over_threads(monkeypatch):
-    # leads in slabs by their number of pairs, each slab split in two (however small)
-    monkeypatch.setattr(optimiser, "_MIN_BLOCK_ROWS", 1)
+def test_the_smoothed_dual_gives_the_same_value_split_over_threads():
+    # leads in slabs by their number of pairs, each slab cut in two (however small)
     problem = random_problem(3, n=60, reps=8, history=True)
     terms = FairnessTerms.of(problem, ALL_ON)
-    serial, split = _Dual(problem, terms), _Dual(problem, terms, workers=2)
+    serial, split = Dual(problem, terms), Dual(problem, terms, workers=2, min_chunk_rows=1)
     assert len(serial.slabs) > 1
-    assert len(split.blocks) == 2 * len(serial.blocks)
+    assert len(split.chunks) == 2 * len(serial.chunks)
     rng = np.random.default_rng(1)
     y = np.array([rng.uniform(lo, 1.0 if hi is None else hi) for lo, hi in serial.bounds()])
-    with ThreadPoolExecutor(2) as split._pool:
-        value, gradient = split._smoothed(y, 0.01)
-    expected_value, expected_gradient = serial._smoothed(y, 0.01)
+    with ThreadPoolExecutor(2) as pool:
+        value, gradient = split.smoothed(y, 0.01, pool)
+        # the chunks are summed in a fixed order: the same numbers however the threads run
+        assert split.smoothed(y, 0.01, pool)[0] == value
+    expected_value, expected_gradient = serial.smoothed(y, 0.01)
     assert value == pytest.approx(expected_value, rel=1e-6)
     np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-6)
 
@@ -198,21 +203,21 @@ def test_decomposition_stays_within_the_target_gap(dual_threads):
 def test_a_re_solve_stopped_by_its_limit_leaves_the_last_lp_solution_to_round(monkeypatch):
     # every lead the dual prefers clearly is fixed (some wrongly, so pricing frees them), pricing
     # always re-solves, and every re-solve stops at the LP's iteration limit
-    fix = optimiser._fix_by_margin
-    monkeypatch.setattr(optimiser, "_fix_by_margin", lambda p, r, share, margin: fix(p, r, 0, 0))
-    monkeypatch.setattr(optimiser, "_PRICING_STOP", 0.0)
-    first_solve = _Model.solve_lp
+    fix = phases.fix_by_margin
+    monkeypatch.setattr(phases, "fix_by_margin", lambda p, r, share, margin: fix(p, r, 0, 0))
+    monkeypatch.setattr(phases, "PRICING_STOP", 0.0)
+    first_solve = HighsModel.solve_lp
     calls = []
 
     def solve_lp(model, iterations, time_limit):
         calls.append(iterations)
         if len(calls) == 1:
             return first_solve(model, iterations, time_limit)
-        return None, np.inf, "lp_iterations_per_row"
+        return LpResult(None, np.inf, None, "lp_iterations_per_row")
 
-    monkeypatch.setattr(_Model, "solve_lp", solve_lp)
+    monkeypatch.setattr(HighsModel, "solve_lp", solve_lp)
     greedy = []
-    monkeypatch.setattr(optimiser, "_greedy_fill", lambda *args: greedy.append(args))
+    monkeypatch.setattr(phases, "greedy_fill", lambda *args: greedy.append(args))
     problem = random_problem(11, n=1500, reps=30, slack=0.1)
     solution = solver(decompose_above_pairs=0).solve(problem)
     assert len(calls) == 2  # the first LP left pairs out
@@ -285,7 +290,7 @@ def test_a_component_short_of_capacity_is_not_split_off():
     problem = regions_problem(1, regions=2, n=200, reps=8)
     fields = {name: getattr(problem, name) for name in problem.__dataclass_fields__}
     short = AssignmentProblem(**(fields | {"capacity": np.where(np.arange(8) % 2 == 0, 5, 80)}))
-    assert _components(short, FairnessTerms.of(short, ALL_ON)) == []
+    assert components(short, FairnessTerms.of(short, ALL_ON)) == []
     solution = solver(decompose_above_pairs=0).solve(short)
     assert not solution.method.startswith("split")
     assert (solution.choice < 0).sum() > 0
@@ -293,11 +298,16 @@ def test_a_component_short_of_capacity_is_not_split_off():
 
 def test_a_component_dual_at_its_lp_prices_equals_its_lp():
     problem = regions_problem(2, regions=3, n=300, reps=12)
-    for part in _components(problem, FairnessTerms.of(problem, ALL_ON)):
+    for part in components(problem, FairnessTerms.of(problem, ALL_ON)):
         sub, terms = part.problem, part.terms
-        model = _Model(sub, terms, np.arange(len(sub.lead)), np.full(sub.n_leads, -1), 1)
-        _, optimum, _ = model.solve_lp(10**6, 60)
-        assert _Dual(sub, terms).value(model.multipliers()) == pytest.approx(optimum, rel=1e-9)
+        model = HighsModel(sub, terms, np.arange(len(sub.lead)), np.full(sub.n_leads, -1), 1)
+        lp = model.solve_lp(10**6, 60)
+        dual = Dual(sub, terms)
+        # the multipliers are the prices of the rows of the same names
+        priced = ["capacity", "value_low", "value_high", "top_cap", "ramp"]
+        assert list(dual.layout) == [name for name in priced if name in model.rows]
+        at_prices = dual.value(model.multipliers(lp, dual.layout))
+        assert at_prices == pytest.approx(lp.objective, rel=1e-9)
 
 
 def test_a_warm_started_lp_gets_its_own_iterations_and_the_whole_of_its_time_limit():
@@ -307,17 +317,18 @@ def test_a_warm_started_lp_gets_its_own_iterations_and_the_whole_of_its_time_lim
     problem = regions_problem(0, regions=1, n=2000, reps=30)
     terms = FairnessTerms.of(problem, ALL_ON)
     first_half = np.flatnonzero(np.arange(len(problem.lead)) % 2 == 0)
-    model = _Model(problem, terms, first_half, np.full(problem.n_leads, -1), threads=1)
-    x, _, stop = model.solve_lp(10**6, 60.0)
-    assert x is not None and stop == ""
+    model = HighsModel(problem, terms, first_half, np.full(problem.n_leads, -1), threads=1)
+    lp = model.solve_lp(10**6, 60.0)
+    assert lp.x is not None and lp.stopped_by == ""
     first = model.iterations
     model.add(np.flatnonzero(np.arange(len(problem.lead)) % 2 == 1)[:20])
-    x, _, stop = model.solve_lp(10**6, model.h.getRunTime())
-    assert x is not None and stop == ""
+    lp = model.solve_lp(10**6, model.h.getRunTime())
+    assert lp.x is not None and lp.stopped_by == ""
     assert model.iterations > first  # counted over both solves
     model.add(np.flatnonzero(np.arange(len(problem.lead)) % 2 == 1)[20:400])
-    assert model.solve_lp(1, 60.0) == (None, np.inf, "lp_iterations_per_row")
-    assert model.solve_lp(0, 60.0) == (None, np.inf, "lp_iterations_per_row")
+    for iterations in (1, 0):
+        lp = model.solve_lp(iterations, 60.0)
+        assert (lp.x, lp.stopped_by) == (None, "lp_iterations_per_row")
 
 
 @pytest.mark.parametrize(
@@ -431,12 +442,12 @@ def test_a_held_lead_takes_a_full_reps_slot_when_its_lead_can_move_on():
         history_top_tier=np.zeros(3),
         history_capacity=np.zeros(3),
     )
-    placed = _place_held(problem, np.array([-1, 1, 3]))
+    placed = place_held(problem, np.array([-1, 1, 3]))
     np.testing.assert_array_equal(placed, [0, 2, 4])  # 1 moves to rep 1, 2 on to rep 2
     # without lead 2's pair to rep 2 there is no room at the end of any chain: still held
     fields = {name: getattr(problem, name)[:4] for name in ("lead", "rep", "score")}
     no_room = replace(problem, **fields)
-    np.testing.assert_array_equal(_place_held(no_room, np.array([-1, 1, 3])), [-1, 1, 3])
+    np.testing.assert_array_equal(place_held(no_room, np.array([-1, 1, 3])), [-1, 1, 3])
 
 
 def test_the_local_search_finds_the_swap_a_rep_outside_its_band_needs():
@@ -468,7 +479,9 @@ def test_the_local_search_finds_the_swap_a_rep_outside_its_band_needs():
     choice = 2 * np.arange(n) + start
     slack = slacks_of(problem, terms, choice)
     np.testing.assert_allclose([slack.value_high[0], slack.value_low[1]], [0.4, 0.4])
-    polished = _Polish(problem, terms, choice, np.ones(n, bool)).run(100, np.inf, lambda c: False)
+    polished = LocalSearch(problem, terms, choice, np.ones(n, bool)).run(
+        100, NEVER, lambda c: False
+    )
     slack = slacks_of(problem, terms, polished)
     assert slack.value_high.sum() + slack.value_low.sum() < 1e-9
     swapped = choice.copy()
@@ -499,7 +512,7 @@ def test_the_local_search_chooses_which_lead_to_hold_when_capacity_is_short():
     terms = FairnessTerms.of(problem, OFF.model_copy(update={"value_share": band}))
     start = np.array([0, -1, 5])  # lead 0 on rep 0, lead 2 on rep 1, lead 1 held
     assert slacks_of(problem, terms, start).penalty(terms) == pytest.approx(1.6)
-    polished = _Polish(problem, terms, start, np.ones(3, bool)).run(100, np.inf, lambda c: False)
+    polished = LocalSearch(problem, terms, start, np.ones(3, bool)).run(100, NEVER, lambda c: False)
     assert polished[2] == -1 and (polished[:2] >= 0).all()
     assert slacks_of(problem, terms, polished).penalty(terms) == 0
     assert model_value(problem, terms, polished) == pytest.approx(brute_force(problem, terms))
@@ -521,8 +534,8 @@ def test_the_local_search_places_a_held_lead_where_a_move_made_room():
         history_capacity=np.zeros(3),
     )
     terms = FairnessTerms.of(problem, OFF)
-    polished = _Polish(problem, terms, np.array([0, -1, 3]), np.ones(3, bool)).run(
-        100, np.inf, lambda c: False
+    polished = LocalSearch(problem, terms, np.array([0, -1, 3]), np.ones(3, bool)).run(
+        100, NEVER, lambda c: False
     )
     np.testing.assert_array_equal(polished, [0, 2, 4])
 
@@ -590,20 +603,20 @@ def test_problem_arrays_are_validated():
 
 def test_the_repair_mip_runs_only_when_the_local_search_misses_the_target(monkeypatch):
     mips = []
-    solve_mip = _Model.solve_mip
+    solve_mip = HighsModel.solve_mip
 
     def counted(model, *args, **kwargs):
         mips.append(len(model.pairs))
         return solve_mip(model, *args, **kwargs)
 
-    monkeypatch.setattr(_Model, "solve_mip", counted)
+    monkeypatch.setattr(HighsModel, "solve_mip", counted)
     problem = random_problem(3, n=400, reps=12, slack=0.2)
     optimiser_ = solver(mip_rel_gap=1e-3)
     solution = optimiser_.solve(problem)
     assert solution.n_fractional > 0 and solution.gap <= 1e-3
     assert mips == []  # the local search closed the gap on its own
     # a local search that cannot improve anything leaves the gap to the repair MIP
-    monkeypatch.setattr(optimiser._Polish, "run", lambda polish, *args: polish.choice)
+    monkeypatch.setattr(LocalSearch, "run", lambda search, *args: search.choice)
     solution = optimiser_.solve(problem)
     assert len(mips) >= 1 and mips[0] < len(problem.lead)  # over the fractional leads only
     assert solution.gap <= 1e-3
@@ -625,10 +638,10 @@ def test_a_contested_lead_starts_with_its_best_few_pairs_near_its_best():
     )
     reduced = np.array([1.0, 0.95, 0.9, 0.97, 0.92, 0.1, 1.0, 0.2, 0.1])
     both = np.ones(2, bool)
-    near = optimiser._near_best(problem, reduced, both, within=0.2)
+    near = near_best(problem, reduced, both, within=0.2)
     assert near.tolist() == [0, 1, 2, 3, 4, 6, 7]  # lead 1 keeps its two best however far
-    assert optimiser._near_best(problem, reduced, both, 0.2, most=3).tolist() == [0, 1, 3, 6, 7]
-    assert optimiser._near_best(problem, reduced, np.array([False, True]), 0.2).tolist() == [6, 7]
+    assert near_best(problem, reduced, both, 0.2, most=3).tolist() == [0, 1, 3, 6, 7]
+    assert near_best(problem, reduced, np.array([False, True]), 0.2).tolist() == [6, 7]
 
 
 def test_match_notes_when_the_safety_time_limit_decided_the_plan():
@@ -665,3 +678,54 @@ def test_match_notes_when_the_safety_time_limit_decided_the_plan():
     calm = match(candidates, leads, reps, MatchingConfig()).diagnostics
     assert "time_limit_seconds" not in calm.limits_reached
     assert not any("safety time limit" in note for note in calm.notes)
+
+
+def test_blocks_name_consecutive_ranges_and_split_a_vector_by_name():
+    blocks = Blocks()
+    assert blocks.add("capacity", 3) == slice(0, 3)
+    assert blocks.add("ramp", 1) == slice(3, 4)
+    assert (blocks.size, list(blocks), "ramp" in blocks, "top_cap" in blocks) == (
+        4,
+        ["capacity", "ramp"],
+        True,
+        False,
+    )
+    parts = blocks.split(np.arange(4.0))
+    np.testing.assert_array_equal(parts["capacity"], [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(parts["ramp"], [3.0])
+    with pytest.raises(ValueError, match="there is already a block named 'ramp'"):
+        blocks.add("ramp", 2)
+
+
+@pytest.mark.parametrize(
+    ("constraints", "rows", "columns"),
+    [
+        ("none", ["lead", "capacity"], []),
+        (
+            "value_share",
+            ["lead", "capacity", "value_def", "value_low", "value_high", "value_total"],
+            ["V", "slack_low", "slack_high", "T"],
+        ),
+        (
+            "new_rep_quota",
+            ["lead", "capacity", "top_def", "top_total", "ramp"],
+            ["N", "TA", "slack_ramp"],
+        ),
+        (
+            "top_tier_cap",
+            ["lead", "capacity", "top_def", "top_total", "top_cap"],
+            ["N", "TA", "slack_cap"],
+        ),
+    ],
+)
+def test_the_model_has_the_rows_and_columns_its_rules_need(constraints, rows, columns):
+    problem = random_problem(0)
+    model = HighsModel(
+        problem,
+        FairnessTerms.of(problem, ONLY[constraints]),
+        np.arange(len(problem.lead)),
+        np.full(problem.n_leads, -1),
+        threads=1,
+    )
+    assert (list(model.rows), list(model.cols)) == (rows, columns)
+    assert model.rows.size == model.highs_lp.num_row_
