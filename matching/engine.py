@@ -27,7 +27,7 @@ from matching.schemas import (
 )
 
 POLICIES = ("round_robin", "weighted_round_robin", "greedy", "no_fairness", "leadmatch")
-# Extra candidate leads per rep, as a multiple of its capacity (see _candidates).
+# Extra candidate leads per rep, as a multiple of its capacity (see shortlist).
 _REACH = 2
 # Rounds of adding back held leads' pairs that fell outside the top-k.
 _HOLD_ROUNDS = 3
@@ -188,7 +188,7 @@ def _choose(day: Day, policy: str) -> tuple[np.ndarray, Solution | None, int]:
     return _optimise(day, fairness)
 
 
-def _candidates(day: Day) -> np.ndarray:
+def shortlist(day: Day) -> np.ndarray:
     """(J,) bool: the pairs the optimiser considers.
 
     Each lead's top-k assignable pairs by uplift (then p_win, then rep), plus for each rep its
@@ -258,7 +258,7 @@ def _optimise(day: Day, fairness: FairnessConstraints) -> tuple[np.ndarray, Solu
     """The optimiser over the candidate pairs. A lead it holds while an eligible rep outside
     its top-k still has room gets all its assignable pairs and the problem is solved again."""
     optimiser = Optimiser(fairness=fairness, settings=day.config.solver)
-    keep = _candidates(day)
+    keep = shortlist(day)
     limits: set[str] = set()
     for _ in range(_HOLD_ROUNDS):
         pairs = np.flatnonzero(keep)

@@ -21,8 +21,7 @@ from matching import (
 )
 from matching.config import EligibilityRules, FairnessConstraints
 from matching.day import prepare
-from matching.engine import _candidates
-from matching.explain import _best_pair
+from matching.engine import shortlist
 
 NO_FAIRNESS = MatchingConfig(fairness=FairnessConstraints().disabled(), price_of_fairness=False)
 
@@ -483,24 +482,28 @@ def test_candidates_match_a_full_sort_even_with_ties(seed):
             mine = order[group[order] == g]
             rank[mine] = np.arange(len(mine))
         expected[ok[rank < limit[group]]] = True
-    kept = _candidates(day)
+    kept = shortlist(day)
     np.testing.assert_array_equal(kept, expected)
     assert 0 < kept.sum() < len(ok)
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_each_leads_best_pair_is_its_highest_eligible_p_first_rep_on_ties(seed):
+def test_each_leads_best_rep_is_its_highest_eligible_p_first_rep_on_ties(seed):
     rng = np.random.default_rng(seed)
-    lead, rep = np.nonzero(rng.random((30, 5)) < 0.6)
-    p = np.round(rng.random(len(lead)), 1)  # ties
-    eligible = rng.random(len(lead)) < 0.7
-    start = np.searchsorted(lead, np.arange(31))
-    has = np.bincount(lead[eligible], minlength=30) > 0
-    best = _best_pair(lead, np.where(eligible, p, -np.inf), start, has)
+    scored = rng.random((30, 5)) < 0.6
+    p = np.round(rng.uniform(0.05, 0.95, (30, 5)), 1)  # ties
+    excluded = scored & (rng.random((30, 5)) < 0.3)  # scored but not eligible
+    matrix = [[p[i, j] if scored[i, j] else None for j in range(5)] for i in range(30)]
+    lead, rep = np.nonzero(excluded)
+    exclusions = pd.DataFrame(
+        {"lead_id": [f"L{i}" for i in lead], "rep_id": [f"R{j}" for j in rep]}
+    )
+    result = match(*frames(matrix, [30] * 5), NO_FAIRNESS, exclusions=exclusions)
+    best = by_lead(result)["best_rep_id"]
     for i in range(30):
-        mine = np.flatnonzero((lead == i) & eligible)
-        expected = mine[np.lexsort((rep[mine], -p[mine]))][0] if len(mine) else -1
-        assert best[i] == expected
+        eligible = np.flatnonzero(scored[i] & ~excluded[i])
+        expected = f"R{eligible[np.argmax(p[i, eligible])]}" if len(eligible) else None
+        assert (best[f"L{i}"] if pd.notna(best[f"L{i}"]) else None) == expected
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
