@@ -616,7 +616,7 @@ def test_first_contact_times_that_are_not_dates_are_named_once():
         (
             {"column": "Email", "matches": r"(?i)\.example$", "reason": "test records"},
             ["L1", "L2", "L4", "L5"],
-            "filters: 1 row of leads.csv dropped where Email matches '(?i)\\\\.example$' "
+            "filters: 1 row of leads.csv dropped where Email matches '(?i)\\.example$' "
             "(test records)",
         ),
         (

@@ -151,7 +151,7 @@ class RowFilter(BaseModel):
         if self.not_in is not None:
             return f"{self.column} is not one of {', '.join(map(repr, self.not_in))}"
         if self.matches is not None:
-            return f"{self.column} matches {self.matches!r}"
+            return f"{self.column} matches '{self.matches}'"  # as written: no repr escapes
         return f"{self.column} is empty"
 
 
