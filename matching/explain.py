@@ -51,16 +51,16 @@ REASONS: dict[str, Template] = {
     "weighted_round_robin": "capacity-weighted round-robin turn",
     "reclaimed": Plural(
         "days_without_contact",
-        "reclaimed from {previous_rep_id} after 1 day without contact",
-        "reclaimed from {previous_rep_id} after {days_without_contact} days without contact",
+        "reclaimed from {previous_rep_id} after 1 working day without contact",
+        "reclaimed from {previous_rep_id} after {days_without_contact} working days without contact",
     ),
     "rep_left": "{previous_rep_id} has left the team",
     "keep": Plural(
         "days_without_contact",
         "stays with {rep_id}: no other rep can take it today; remind {rep_id} to make first "
-        "contact (1 day without contact)",
+        "contact (1 working day without contact)",
         "stays with {rep_id}: no other rep can take it today; remind {rep_id} to make first "
-        "contact ({days_without_contact} days without contact)",
+        "contact ({days_without_contact} working days without contact)",
     ),
     "hold_no_candidates": "held for tomorrow: no rep was scored for this lead",
     "hold_no_eligible": "held for tomorrow: no eligible rep ({why})",

@@ -2,6 +2,8 @@
 
 Works for any assignment (the optimiser's, a baseline's, or a manager's): :func:`measure`
 takes a prepared day and a choice, :func:`fairness_metrics` a plain assignments frame.
+:class:`RollingWindow` is the one record of what each rep received over the previous days,
+shared by the nightly run (fed from the CRM) and the backtest (fed from each replayed run).
 """
 
 from __future__ import annotations
@@ -31,6 +33,121 @@ class SoftViolation:
     size: float
     unit: str
     penalty: float
+
+
+WINDOW_COLUMNS = ["day", "rep_id", "value_received", "top_tier_received", "capacity_days"]
+
+
+@dataclass(frozen=True)
+class RollingWindow:
+    """What each rep received over the last ``days`` days before a run: the window of the
+    value-share and top-tier constraints (``history`` of :func:`matching.match`).
+
+    ``rows``: day (when it was received or worked), rep_id, value_received (the worth of what
+    was received, value(l) * b(l) as :func:`matching.day.prepare` counts it),
+    top_tier_received (tier-A leads), capacity_days (lead slots the rep worked that day). One
+    row may hold one lead, one rep's capacity of one day, or a rep's totals of one run: the
+    window only adds them up. Immutable: :meth:`add` returns a new window.
+    """
+
+    days: int
+    rows: pd.DataFrame
+
+    @classmethod
+    def empty(cls, days: int) -> RollingWindow:
+        """A window of ``days`` days that holds nothing yet."""
+        if days < 0:
+            raise ValueError(f"a fairness window cannot be {days} days long")
+        rows = pd.DataFrame({c: pd.Series(dtype=float) for c in WINDOW_COLUMNS})
+        return cls(days, rows.astype({"day": "datetime64[ns]", "rep_id": "str"}))
+
+    @classmethod
+    def of(cls, days: int, given: pd.DataFrame, capacity: pd.DataFrame) -> RollingWindow:
+        """The window from what reps were given and when they worked.
+
+        ``given``: one row per hand-over (at, rep_id, worth, top_tier): a lead counts for the
+        rep who was given it, on the day it was given. ``capacity``: one row per rep and
+        working day (day, rep_id, capacity).
+        """
+        received = pd.DataFrame(
+            {
+                "day": pd.to_datetime(given["at"]).dt.normalize(),
+                "rep_id": given["rep_id"].astype("str"),
+                "value_received": given["worth"].astype(float),
+                "top_tier_received": given["top_tier"].astype(float),
+                "capacity_days": 0.0,
+            }
+        )
+        worked = pd.DataFrame(
+            {
+                "day": pd.to_datetime(capacity["day"]).dt.normalize(),
+                "rep_id": capacity["rep_id"].astype("str"),
+                "value_received": 0.0,
+                "top_tier_received": 0.0,
+                "capacity_days": capacity["capacity"].astype(float),
+            }
+        )
+        return cls.empty(days).add(pd.concat([received, worked], ignore_index=True))
+
+    def add(self, rows: pd.DataFrame) -> RollingWindow:
+        """This window with ``rows`` (the :data:`WINDOW_COLUMNS`) added; rows that can no
+        longer fall inside a window ending after their latest day are dropped."""
+        rows = rows[WINDOW_COLUMNS]
+        combined = rows if self.rows.empty else pd.concat([self.rows, rows], ignore_index=True)
+        if combined.empty:
+            return self
+        oldest = combined["day"].max() - pd.Timedelta(days=self.days)
+        return RollingWindow(
+            self.days, combined.loc[combined["day"] >= oldest].reset_index(drop=True)
+        )
+
+    def add_run(self, day: pd.Timestamp, rep_summary: pd.DataFrame) -> RollingWindow:
+        """This window with one matching run of ``day`` added: its ``rep_summary``
+        (:class:`~matching.schemas.RepSummary`: value_received, top_tier_received, capacity)."""
+        return self.add(
+            pd.DataFrame(
+                {
+                    "day": pd.Timestamp(day),
+                    "rep_id": rep_summary["rep_id"].astype("str"),
+                    "value_received": rep_summary["value_received"].astype(float),
+                    "top_tier_received": rep_summary["top_tier_received"].astype(float),
+                    "capacity_days": rep_summary["capacity"].astype(float),
+                }
+            )
+        )
+
+    def history(self, day: pd.Timestamp) -> pd.DataFrame | None:
+        """Totals per rep over the ``days`` days before ``day`` (from ``day - days`` up to,
+        not including, ``day``): rep_id, value_received, top_tier_received, capacity_days (a
+        :class:`~matching.schemas.RepHistory` frame), or None when nothing falls inside."""
+        day = pd.Timestamp(day)
+        inside = (self.rows["day"] >= day - pd.Timedelta(days=self.days)) & (self.rows["day"] < day)
+        if not inside.any():
+            return None
+        totals = self.rows.loc[inside, WINDOW_COLUMNS[1:]]
+        return totals.groupby("rep_id", as_index=False, sort=True).sum()
+
+
+def lead_worth(
+    candidates: pd.DataFrame,
+    leads: pd.DataFrame,
+    reps_today: pd.DataFrame,
+    config: MatchingConfig,
+) -> pd.DataFrame:
+    """What each lead counts for in the window, as the matching counts a lead placed that day:
+    worth = value(l) * b(l) (b: the baseline win probability over the lead's eligible reps with
+    capacity that day) and its tier among ``leads``. The frames are those of
+    :func:`matching.match` for the day the leads were given. Returns lead_id, worth (0 where
+    no rep was scored), top_tier (bool).
+    """
+    day = prepare(candidates, leads, reps_today, config)
+    return pd.DataFrame(
+        {
+            "lead_id": day.lead_ids.astype(str),
+            "worth": day.lead_value,
+            "top_tier": day.tier == "A",
+        }
+    )
 
 
 @dataclass(frozen=True)

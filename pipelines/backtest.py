@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,7 +63,7 @@ from features.reps import index_history
 from features.schemas import CrmData
 from matching import match
 from matching.config import FairnessConstraints, MatchingConfig
-from matching.fairness import gini
+from matching.fairness import RollingWindow, gini
 from models.off_policy import (
     ESTIMATOR_NAMES,
     OffPolicyResult,
@@ -209,8 +208,8 @@ class _PolicyState:
     (what each rep received on each run: worth, tier-A leads, capacity)."""
 
     pending: dict[str, None]
+    window: RollingWindow
     placed: list[tuple[pd.Timestamp, np.ndarray]] = field(default_factory=list)
-    window: deque = field(default_factory=deque)
 
     def open_load(self, at: pd.Timestamp, survival: OpenSurvival, n_reps: int) -> np.ndarray:
         """Expected leads of this policy still open per rep at ``at`` (float, all reps)."""
@@ -226,17 +225,6 @@ class _PolicyState:
             if at - when <= pd.Timedelta(days=days):
                 counts += placed
         return counts
-
-    def fairness_history(self, at: pd.Timestamp, window_days: int) -> pd.DataFrame | None:
-        """What each rep received on this policy's runs of the ``window_days`` days before
-        ``at`` (rep_id, value_received, top_tier_received, capacity_days), as the nightly run
-        reads it from its earlier outputs; None when there was no such run."""
-        while self.window and at - self.window[0][0] > pd.Timedelta(days=window_days):
-            self.window.popleft()
-        if not self.window:
-            return None
-        received = pd.concat([frame for _, frame in self.window])
-        return received.groupby("rep_id", as_index=False).sum()
 
 
 @dataclass(frozen=True)
@@ -346,7 +334,8 @@ def replay(
     policies = replay_policies(config, bool(signal is not None and signal.has_signal), bands)
     assigned = world.data.assignments["lead_id"]
     waiting = world.data.leads.loc[~world.data.leads["lead_id"].isin(assigned)]
-    states = {name: _PolicyState(dict.fromkeys(waiting["lead_id"])) for name in policies}
+    window = RollingWindow.empty(config.recommend.fairness_window_days)
+    states = {name: _PolicyState(dict.fromkeys(waiting["lead_id"]), window) for name in policies}
     lead_frames = [waiting]
     records: list[pd.DataFrame] = []
     capacity_rows: list[pd.DataFrame] = []
@@ -505,7 +494,7 @@ def _run_policy(
         leads,
         reps,
         policy.matching,
-        history=state.fairness_history(day.at, config.recommend.fairness_window_days),
+        history=state.window.history(day.at),
         rep_signal=policy.rep_signal,
         policy=policy.policy,
     )
@@ -538,19 +527,7 @@ def _run_policy(
         del state.pending[lead_id]
     state.placed.append((day.at, np.bincount(chosen, minlength=n_reps).astype(float)))
     summary = result.rep_summary
-    state.window.append(
-        (
-            day.at,
-            pd.DataFrame(
-                {
-                    "rep_id": summary["rep_id"],
-                    "value_received": summary["value_received"],
-                    "top_tier_received": summary["top_tier_received"].astype(float),
-                    "capacity_days": summary["capacity"].astype(float),
-                }
-            ),
-        )
-    )
+    state.window = state.window.add_run(day.at, summary)
     soft = result.diagnostics.soft_violations
     broken = pd.DataFrame(
         [(v.constraint, v.rep_id, v.size, v.unit) for v in soft],
@@ -1082,7 +1059,7 @@ def leadmatch_target(
         .drop_duplicates("lead_id")
         .set_index("lead_id")["rep_id"]
     )
-    window: deque = deque()
+    window = RollingWindow.empty(window_days)
     chosen: list[pd.DataFrame] = []
     held: list[str] = []
     for day, group in decisions.groupby(decisions["at"].dt.normalize(), sort=True):
@@ -1100,19 +1077,12 @@ def leadmatch_target(
         )
         lead_ids = group["lead_id"].to_numpy(dtype=object)
         day_candidates = candidates.loc[candidates["lead_id"].isin(lead_ids)]
-        while window and day - window[0][0] > pd.Timedelta(days=window_days):
-            window.popleft()
-        history = (
-            pd.concat([w for _, w in window]).groupby("rep_id", as_index=False).sum()
-            if window
-            else None
-        )
         result = match(
             day_candidates,
             leads.loc[lead_ids].reset_index(drop=True),
             reps,
             matching,
-            history=history,
+            history=window.history(day),
             rep_signal=rep_signal,
         )
         picks = result.assignments[["lead_id", "rep_id"]].copy()
@@ -1120,20 +1090,7 @@ def leadmatch_target(
         held += picks.loc[missing, "lead_id"].tolist()
         picks.loc[missing, "rep_id"] = picks.loc[missing, "lead_id"].map(best_rep)
         chosen.append(picks)
-        summary = result.rep_summary
-        window.append(
-            (
-                day,
-                pd.DataFrame(
-                    {
-                        "rep_id": summary["rep_id"],
-                        "value_received": summary["value_received"],
-                        "top_tier_received": summary["top_tier_received"].astype(float),
-                        "capacity_days": summary["capacity"].astype(float),
-                    }
-                ),
-            )
-        )
+        window = window.add_run(day, result.rep_summary)
     target = pd.concat(chosen, ignore_index=True).assign(prob=1.0)
     return target, held
 

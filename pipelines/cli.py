@@ -156,6 +156,7 @@ def validate(
     settings = _settings(config)
     checks.data_folder(path)
     checks.mapping(mapping)
+    from features.daily import sla_reclaim_off_reason
     from features.describe import check_history, describe_crm
     from pipelines.io import load_data_folder
 
@@ -165,6 +166,9 @@ def validate(
         console.print("[bold]Repaired while loading:[/]")
         for line in loaded.repairs:
             console.print(f"  - {escape(line)}")
+    off = sla_reclaim_off_reason(loaded.data)
+    if off:
+        console.print(f"note: {escape(off)}")
     history = check_history(
         loaded.data,
         window_days=settings.features.conversion_window_days,
@@ -284,6 +288,7 @@ def recommend(
             "leads placed": summary.placed,
             "held (no eligible rep with capacity)": summary.held,
             "reclaimed after the SLA": summary.reclaimed,
+            "kept with their rep (no other rep can take them today)": summary.kept,
             "left out (older than the maximum age)": summary.too_old,
             "expected wins": summary.expected_wins,
             "expected wins, round-robin": summary.expected_wins_round_robin,
@@ -294,6 +299,8 @@ def recommend(
             else "off (no reliable rep signal)",
         },
     )
+    for line in summary.notes:
+        console.print(f"note: {line}")
     console.print(
         f"wrote {summary.folder}/assignments.csv, rep_summary.csv, left_out.csv and report.html"
     )

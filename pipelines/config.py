@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -72,8 +73,23 @@ class RecommendConfig(BaseModel):
         3.0,
         gt=0,
         description=(
-            "An open lead whose rep has made no first contact within this many days is reclaimed "
-            "into the pool and re-matched, excluding that rep."
+            "An open lead whose rep has made no first contact within this many working days "
+            "(the team's `working_days`, less the days the rep is marked unavailable; part days "
+            "count in proportion) is reclaimed and re-matched, excluding that rep. Once per "
+            "hand-over: on the first working day's run after the SLA passed; a lead no other rep "
+            "can take stays with its rep (action keep), and one that the CRM does not show moved "
+            "is not reclaimed again. A lead moved to another rep starts a new clock. Needs "
+            "first-contact dates in the export (without them nothing is reclaimed, and the run "
+            "says so); rows with `reclaimable` false are never reclaimed."
+        ),
+    )
+    working_days: tuple[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], ...] = Field(
+        ("Mon", "Tue", "Wed", "Thu", "Fri"),
+        min_length=1,
+        description=(
+            "The team's working days, counted by the first-contact SLA and by the fairness "
+            "window's capacity (e.g. [Sun, Mon, Tue, Wed, Thu]). No lead is reclaimed on a run "
+            "date outside them."
         ),
     )
     max_lead_age_days: int = Field(
@@ -85,8 +101,9 @@ class RecommendConfig(BaseModel):
         7,
         ge=0,
         description=(
-            "Fairness is measured over this many previous days (read from earlier runs' outputs) "
-            "plus the run date."
+            "Fairness is measured over this many previous days plus the run date: what the CRM "
+            "shows each rep was given in those days (whoever decided it) against the reps' "
+            "capacity on the team's working days. Earlier runs' outputs are never read."
         ),
     )
     score_chunk_rows: int = Field(

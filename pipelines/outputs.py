@@ -100,9 +100,9 @@ ZH_REASONS = {
     "tradeoff": "{rank_ordinal}：更合适的销售在其他线索上收益更大",
     "round_robin": "轮流分配",
     "weighted_round_robin": "按容量加权轮流分配",
-    "reclaimed": "{previous_rep_id}已{days_without_contact}天未联系，收回",
+    "reclaimed": "{previous_rep_id}已{days_without_contact}个工作日未联系，收回",
     "rep_left": "{previous_rep_id}已离开团队",
-    "keep": "仍由{rep_id}跟进：今天没有其他销售可以接手；请提醒{rep_id}尽快首次联系（已{days_without_contact}天未联系）",
+    "keep": "仍由{rep_id}跟进：今天没有其他销售可以接手；请提醒{rep_id}尽快首次联系（已{days_without_contact}个工作日未联系）",
     "hold_no_candidates": "暂缓到明天：没有为该线索评分的销售",
     "hold_no_eligible": "暂缓到明天：没有符合条件的销售（{why}）",
     "hold_capacity": Plural(

@@ -8,7 +8,8 @@ the report, log the run to MLflow, and only then publish them atomically as ``<o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,24 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from features.daily import LeadPool, leads_to_place, rep_day, snapshot
+from features.daily import (
+    LeadPool,
+    given_in_window,
+    leads_to_place,
+    rep_day,
+    snapshot,
+    working_days_before,
+)
 from features.schemas import CrmData
 from matching import MatchResult, candidate_pairs, match
+from matching.explain import ENGLISH
+from matching.fairness import RollingWindow, lead_worth
 from matching.gain import plan_worth
 from matching.summary import ManagerPlan, fairness_costs, manager_plan
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
-from pipelines.outputs import read_plan_csv, write_plan
+from pipelines.outputs import write_plan
 from pipelines.report import RecommendSummary, RunReport, write_report
 from pipelines.tracking import (
     CHAMPION,
@@ -59,6 +69,8 @@ def load_state(
     """Load and validate the data folder and return what was known at the start of the run date
     (timestamps on the team's clock ``timezone``)."""
     data = load_data_folder(path, mapping, timezone=timezone).data
+    if data.leads.empty and data.assignments.empty:
+        return snapshot(data, run_date)
     first = data.leads["created_at"].min()
     last = max(data.leads["created_at"].max(), data.assignments["assigned_at"].max()).normalize()
     if run_date <= first:
@@ -111,15 +123,19 @@ def score_pairs(
     *,
     as_of: pd.Timestamp,
     chunk_rows: int,
+    history: object | None = None,
 ) -> np.ndarray:
-    """P(win) for each candidate pair, scored a chunk of whole leads at a time (bounded memory)."""
+    """P(win) for each candidate pair, scored a chunk of whole leads at a time (bounded memory).
+
+    ``history``: ``champion.model.index(data)``, when the caller scores several batches."""
     if candidates.empty:
         return np.empty(0)
     lead_codes = pd.factorize(candidates["lead_id"])[0]
     per_lead = np.bincount(lead_codes)
     starts = np.concatenate([[0], np.cumsum(per_lead)])
     out = np.empty(len(candidates))
-    history = champion.model.index(data)
+    if history is None:
+        history = champion.model.index(data)
     order = np.argsort(lead_codes, kind="stable")
     ordered = candidates.iloc[order]
     lead_start = 0
@@ -136,48 +152,103 @@ def score_pairs(
     return out
 
 
-def window_history(out: Path, day: pd.Timestamp, days: int, objective: str) -> pd.DataFrame | None:
-    """What each rep received on the previous ``days`` days, from earlier runs' outputs in ``out``.
+@task(cache_policy=NO_CACHE)
+def fairness_window(
+    state: CrmData, champion: Champion, day: pd.Timestamp, config: LeadmatchConfig
+) -> RollingWindow:
+    """What each rep was given over the fairness window before ``day``, from the CRM itself.
 
-    Returns rep_id, value_received, top_tier_received, capacity_days (window totals), or None
-    when no earlier run exists.
+    Every hand-over the CRM records in the window counts for the rep who was given the lead
+    (:func:`features.daily.given_in_window`), worth what the matching would have counted it on
+    its day: value(l) * b(l), b scored by the champion over the lead's eligible reps of that
+    day (:func:`matching.fairness.lead_worth`), tiers among that day's hand-overs. Capacity is
+    the reps' capacity on each of the team's working days of the window (availability
+    included). Nothing is read from earlier runs' outputs.
     """
-    rows = []
-    for back in range(1, days + 1):
-        folder = out / f"{day - pd.Timedelta(days=back):%Y-%m-%d}"
-        if not (folder / "assignments.csv").is_file():
-            continue
-        asg = read_plan_csv(folder / "assignments.csv")
-        reps = read_plan_csv(folder / "rep_summary.csv")
-        placed = asg.loc[asg["action"].isin(["assign", "reassign"])]
-        baseline = placed["lead_win_chance_pct"] / 100
-        worth = baseline
-        if objective == "expected_value":
-            chance = placed["rep_win_chance_pct"].fillna(placed["lead_win_chance_pct"]) / 100
-            worth = placed["expected_revenue"].fillna(0) / chance * baseline
-        rows.append(
-            pd.DataFrame(
-                {
-                    "rep_id": placed["rep_id"].astype(str),
-                    "value_received": worth.fillna(0.0),
-                    "top_tier_received": (placed["tier"] == "A").astype(float),
-                    "capacity_days": 0.0,
-                }
+    days = config.recommend.fairness_window_days
+    window = RollingWindow.empty(days)
+    given = given_in_window(state, day, days)
+    history = champion.model.index(state) if len(given) else None
+    worth = []
+    for when, group in given.groupby(given["assigned_at"].dt.normalize(), sort=True):
+        leads = state.leads.loc[state.leads["lead_id"].isin(group["lead_id"])]
+        reps = rep_day(state, when)
+        candidates = candidate_pairs(leads, reps, config.matching)
+        p_win = score_pairs(
+            champion,
+            state,
+            leads,
+            candidates,
+            as_of=when,
+            chunk_rows=config.recommend.score_chunk_rows,
+            history=history,
+        )
+        worth.append(
+            group.merge(
+                lead_worth(candidates.assign(p_win=p_win), leads, reps, config.matching),
+                on="lead_id",
             )
         )
-        rows.append(
-            pd.DataFrame(
-                {
-                    "rep_id": reps["rep_id"].astype(str),
-                    "value_received": 0.0,
-                    "top_tier_received": 0.0,
-                    "capacity_days": reps["capacity"].astype(float),
-                }
-            )
+    capacity = [
+        rep_day(state, when)[["rep_id", "capacity"]].assign(day=when)
+        for when in working_days_before(day, days, config.recommend.working_days)
+    ]
+    if not worth and not capacity:
+        return window
+    given = (
+        pd.concat(worth, ignore_index=True)
+        if worth
+        else pd.DataFrame(columns=["assigned_at", "rep_id", "worth", "top_tier"])
+    )
+    return RollingWindow.of(
+        days,
+        given.rename(columns={"assigned_at": "at"}),
+        pd.concat(capacity, ignore_index=True)
+        if capacity
+        else pd.DataFrame(columns=["day", "rep_id", "capacity"]),
+    )
+
+
+def settle_reclaims(result: MatchResult, pool: LeadPool) -> tuple[MatchResult, LeadPool]:
+    """What becomes of the leads taken from their rep, once the matching has run.
+
+    A lead reclaimed after the SLA that no other rep took today stays with its rep: action
+    "keep", rep_id the current owner, reason_code "keep" with a reminder (never a hold with no
+    owner). A lead whose rep left says so in its reason ("rep_left" instead of "reclaimed").
+    Returns the result with these rows rewritten and the pool with ``kept`` counted.
+    """
+    asg = result.assignments
+    by_lead = pool.leads.set_index("lead_id")
+    reclaim = asg["lead_id"].map(by_lead["reclaim"]).astype("string")
+    previous = asg["lead_id"].map(by_lead["previous_rep_id"]).astype("string")
+    waited = asg["lead_id"].map(by_lead["days_without_contact"])
+    keep = ((reclaim == "sla") & asg["rep_id"].isna()).to_numpy(dtype=bool, na_value=False)
+    left = (reclaim == "rep_left").to_numpy(dtype=bool, na_value=False)
+    if not keep.any() and not left.any():
+        return result, pool
+    asg = asg.copy()
+    codes, params, reasons = (asg[c].tolist() for c in ("reason_code", "reason_params", "reason"))
+    for k in np.flatnonzero(keep):
+        values = {
+            "rep_id": str(previous.iloc[k]),
+            "days_without_contact": int(waited.iloc[k]),
+        }
+        codes[k], params[k] = "keep", json.dumps(values, sort_keys=True, ensure_ascii=False)
+        reasons[k] = ENGLISH.render(["keep"], values)
+    for k in np.flatnonzero(left):
+        values = json.loads(params[k])
+        values.pop("days_without_contact", None)
+        parts = ["rep_left" if c == "reclaimed" else c for c in codes[k].split(";")]
+        codes[k], params[k] = (
+            ";".join(parts),
+            json.dumps(values, sort_keys=True, ensure_ascii=False),
         )
-    if not rows:
-        return None
-    return pd.concat(rows).groupby("rep_id", as_index=False).sum()
+        reasons[k] = ENGLISH.render(parts, values)
+    asg["reason_code"], asg["reason_params"], asg["reason"] = codes, params, reasons
+    asg["action"] = asg["action"].mask(keep, "keep")
+    asg["rep_id"] = asg["rep_id"].mask(keep, previous)
+    asg.loc[keep, "binding"] = ""
+    return replace(result, assignments=asg), replace(pool, kept=int(keep.sum()))
 
 
 def account_owners(data: CrmData) -> pd.DataFrame | None:
@@ -205,9 +276,18 @@ def recommend_flow(
     lang: str = "en",
     mapping: str | None = None,
 ) -> RecommendSummary:
-    """Recommend the run date's assignments from the data folder ``data``."""
+    """Recommend the run date's assignments from the data folder ``data``.
+
+    The CRM export is the only input besides the model and the config: ``out`` is only
+    written to, so the same inputs give the same plan whatever ``out`` already holds.
+    Without ``run_date``, today on the team's clock (``config.timezone``).
+    """
     config = config or LeadmatchConfig()
-    day = pd.Timestamp(run_date).normalize() if run_date else pd.Timestamp.now().normalize()
+    day = (
+        pd.Timestamp(run_date).normalize()
+        if run_date
+        else pd.Timestamp.now(tz=config.timezone).tz_localize(None).normalize()
+    )
     out = Path(out) if out else config.paths.recommendations
     state = load_state(Path(data), mapping, day, config.timezone)
     champion = load_champion(config)
@@ -216,11 +296,14 @@ def recommend_flow(
         day,
         sla_days=config.recommend.sla_days,
         max_age_days=config.recommend.max_lead_age_days,
+        working_days=config.recommend.working_days,
     )
     reps_today = rep_day(state, day)
+    window = fairness_window(state, champion, day, config)
     fair, round_robin, n_pairs, rule_costs = match_leads(
-        state, champion, pool, reps_today, day, out, config
+        state, champion, pool, reps_today, day, window, config
     )
+    fair, pool = settle_reclaims(fair, pool)
     plan = manager_plan(
         fair,
         round_robin,
@@ -229,13 +312,17 @@ def recommend_flow(
         config.matching,
         run_date=f"{day:%Y-%m-%d}",
         window_days=config.recommend.fairness_window_days,
+        too_old_leads=pool.too_old_leads,
         rule_costs=rule_costs,
     )
+    notes = list(pool.notes)
+    if state.leads.empty:
+        notes.insert(0, EMPTY_EXPORT)
     summary = RecommendSummary(
         folder=out / f"{day:%Y-%m-%d}",
         run_date=f"{day:%Y-%m-%d}",
         placed=fair.diagnostics.n_assigned,
-        held=fair.diagnostics.n_held,
+        held=fair.diagnostics.n_held - pool.kept,
         reclaimed=pool.n_reclaimed,
         too_old=pool.too_old,
         expected_wins=plan_worth(fair.assignments, rep_signal=plan.rep_signal),
@@ -243,12 +330,20 @@ def recommend_flow(
         price_of_fairness=fair.diagnostics.price_of_fairness,
         model_version=champion.version,
         rep_signal_used=champion.rep_signal_used,
+        kept=pool.kept,
+        notes=notes,
     )
     # Logged before it is published: a run MLflow did not record never reaches the managers.
     with atomic_directory(summary.folder) as staging:
         write_outputs(plan, summary, champion, fair, n_pairs, lang, staging)
         log_recommendation(fair, summary, config, n_pairs, staging)
     return summary
+
+
+EMPTY_EXPORT = (
+    "The export has no leads as of the run date: there is nothing to place, so the files are "
+    "empty."
+)
 
 
 @task(cache_policy=NO_CACHE)
@@ -258,7 +353,7 @@ def match_leads(
     pool: LeadPool,
     reps_today: pd.DataFrame,
     day: pd.Timestamp,
-    out: Path,
+    window: RollingWindow,
     config: LeadmatchConfig,
 ) -> tuple[MatchResult, MatchResult, int, dict[str, float]]:
     """Score the candidate pairs; match them with leadmatch, and with round-robin to compare.
@@ -268,9 +363,11 @@ def match_leads(
     owners = account_owners(state)
     candidates = candidate_pairs(leads, reps_today, config.matching, account_owners=owners)
     get_run_logger().info(
-        "placing %s leads (%s reclaimed) over %s candidate pairs",
+        "placing %s leads (%s reclaimed after the SLA, %s from reps who left) over %s candidate "
+        "pairs",
         len(leads),
         pool.n_reclaimed,
+        pool.n_rep_left,
         len(candidates),
     )
     p_win = score_pairs(
@@ -283,9 +380,7 @@ def match_leads(
     )
     candidates = candidates[["lead_id", "rep_id"]].assign(p_win=p_win)
     common = dict(
-        history=window_history(
-            out, day, config.recommend.fairness_window_days, config.matching.objective
-        ),
+        history=window.history(day),
         account_owners=owners,
         rep_signal=champion.rep_signal_used,
     )
@@ -349,6 +444,7 @@ def log_recommendation(
             "leads_placed": summary.placed,
             "leads_held": summary.held,
             "leads_reclaimed": summary.reclaimed,
+            "leads_kept": summary.kept,
             "leads_too_old": summary.too_old,
             "candidate_pairs": n_pairs,
             "expected_wins": summary.expected_wins,

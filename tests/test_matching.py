@@ -233,7 +233,8 @@ def test_a_reclaimed_lead_says_where_it_came_from():
     rows = by_lead(match(*frames([[0.6, 0.2, 0.9]], [1, 1, 1], leads), NO_FAIRNESS))
     assert rows.loc["L0", "rep_id"] == "R0"
     assert rows.loc["L0", "reason"] == (
-        "reclaimed from R2 after 3 days without contact; best expected win rate among available reps"
+        "reclaimed from R2 after 3 working days without contact; best expected win rate among "
+        "available reps"
     )
     assert rows.loc["L0", "reason_code"] == "reclaimed;best_rep"
 

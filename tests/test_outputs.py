@@ -147,7 +147,7 @@ def test_actions_read_right_and_rows_are_sorted_as_a_manager_works():
     rows = plan.assignments.set_index("lead_id")
     assert rows.loc["L1", "action"] == "reassign"
     assert rows.loc["L1", "previous_rep_name"] == "Rep 1"
-    assert rows.loc["L1", "reason"].startswith("reclaimed from Rep 1 after 4 days without contact")
+    assert rows.loc["L1", "reason"].startswith("reclaimed from Rep 1 after 4 working days without contact")
     assert plan.assignments["action"].tolist() == ["reassign", "assign", "hold", "hold"]
     held = rows.loc[rows["action"] == "hold"]
     assert held["rep_id"].isna().all() and held["rep_win_chance_pct"].isna().all()
@@ -215,7 +215,7 @@ def test_a_kept_lead_stays_with_its_rep_and_says_so():
     assert (row["action"], row["rep_id"], row["previous_rep_id"]) == ("keep", "R1", "R1")
     assert row["reason"] == (
         "stays with Rep 1: no other rep can take it today; remind Rep 1 to make first contact "
-        "(3 days without contact)"
+        "(3 working days without contact)"
     )
     assert plan.rep_summary.set_index("rep_id").loc["R1", "kept"] == 1
 
@@ -244,9 +244,9 @@ def test_held_reasons_agree_in_number(n_eligible, english, chinese):
 @pytest.mark.parametrize(
     ("days", "text"),
     [
-        (1, "reclaimed from Ana after 1 day without contact"),
-        (3, "reclaimed from Ana after 3 days without contact"),
-        ("several", "reclaimed from Ana after several days without contact"),
+        (1, "reclaimed from Ana after 1 working day without contact"),
+        (3, "reclaimed from Ana after 3 working days without contact"),
+        ("several", "reclaimed from Ana after several working days without contact"),
     ],
 )
 def test_reclaim_reasons_agree_in_number(days, text):
@@ -360,7 +360,7 @@ def test_chinese_files_have_chinese_headers_actions_and_reasons(tmp_path):
     assert frame.columns.tolist() == [ZH_HEADERS[c] for c in plan.assignments.columns]
     assert frame["操作"].tolist() == ["改派", "暂缓"]
     assert frame["原因"].tolist() == [
-        "Rep 1已5天未联系，收回；唯一符合条件的销售",
+        "Rep 1已5个工作日未联系，收回；唯一符合条件的销售",
         "暂缓到明天：2名符合条件的销售均已满负荷",
     ]
     assert frame["轮流分配基准赢单率(%)"].tolist() == ["50.0", "40.0"]

@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
+import pandas as pd
 import pytest
 
+from features.daily import leads_to_place, rep_day, snapshot
+from features.schemas import validate_crm
+from matching import candidate_pairs, match
 from matching.summary import PlanAssignments
 from pipelines.config import LeadmatchConfig, TrackingConfig
 from pipelines.io import load_data_folder
 from pipelines.outputs import ZH_HEADERS, read_plan_csv
-from pipelines.recommend import RecommendError, recommend_flow
+from pipelines.recommend import RecommendError, recommend_flow, settle_reclaims
 from pipelines.train import train_flow
 
 pytestmark = pytest.mark.slow
@@ -51,7 +56,7 @@ def test_recommend_writes_valid_files_that_respect_capacity_and_reclaim(
     reps = read_plan_csv(folder / "rep_summary.csv")
     assert asg.columns.tolist() == ASSIGNMENT_COLUMNS
     assert asg["lead_id"].is_unique
-    assert set(asg["action"]) <= {"assign", "reassign", "hold"}
+    assert set(asg["action"]) <= {"assign", "reassign", "keep", "hold"}
     assert (asg["reason"].str.len() > 10).all()
     assert summary.placed == (asg["action"] != "hold").sum() > 0
 
@@ -61,10 +66,16 @@ def test_recommend_writes_valid_files_that_respect_capacity_and_reclaim(
     assert (per_rep <= capacity.reindex(per_rep.index)).all()
     assert set(per_rep.index) <= set(reps.loc[reps["available"], "rep_id"])
 
-    # Reclaim: a lead left uncontacted past the SLA goes to someone else.
+    # Reclaim: a lead left uncontacted past the SLA goes to someone else, or stays (keep); a
+    # held lead was never taken from a rep who is still here.
     reassigned = asg.loc[asg["action"] == "reassign"]
     assert len(reassigned) > 0
     assert (reassigned["rep_id"] != reassigned["previous_rep_id"]).all()
+    kept = asg.loc[asg["action"] == "keep"]
+    assert (kept["rep_id"] == kept["previous_rep_id"]).all() and summary.kept == len(kept)
+    team = pd.read_csv(small_folder / "reps.csv")
+    here = set(team.loc[team["active"].astype(str).str.lower().isin(["true", "1"]), "rep_id"])
+    assert not asg.loc[asg["action"] == "hold", "previous_rep_id"].isin(here).any()
     data = load_data_folder(small_folder).data
     history = data.assignments.set_index("lead_id")
     assert history.loc[reassigned["lead_id"], "first_contact_at"].isna().all()
@@ -109,12 +120,62 @@ def test_a_busy_machine_and_a_shorter_solver_time_limit_give_byte_identical_file
         ).read_bytes()
 
 
+def test_the_plan_does_not_depend_on_what_sits_in_the_output_folder(
+    trained, small_folder, tmp_path
+):
+    clean = tmp_path / "clean"
+    recommend_flow(small_folder, RUN_DATE, clean, trained)
+    # Earlier "runs" in --out that no CRM row backs: yesterday every lead went to one rep as
+    # top tier, a week ago a file that is not a plan at all, and some stray files.
+    cluttered = tmp_path / "cluttered"
+    plan = read_plan_csv(clean / RUN_DATE / "assignments.csv")
+    reps = read_plan_csv(clean / RUN_DATE / "rep_summary.csv")
+    for back, rows in ((1, plan), (2, plan.iloc[:3])):
+        day = pd.Timestamp(RUN_DATE) - pd.Timedelta(days=back)
+        folder = cluttered / f"{day:%Y-%m-%d}"
+        folder.mkdir(parents=True)
+        rows.assign(rep_id=reps["rep_id"].iloc[0], lead_win_chance_pct=100.0, tier="A").to_csv(
+            folder / "assignments.csv", index=False, encoding="utf-8-sig"
+        )
+        reps.assign(capacity=1).to_csv(folder / "rep_summary.csv", index=False)
+    old = cluttered / f"{pd.Timestamp(RUN_DATE) - pd.Timedelta(days=6):%Y-%m-%d}"
+    old.mkdir()
+    (old / "assignments.csv").write_text("not,a\nplan\n", encoding="utf-8")
+    (cluttered / "notes.txt").write_text("junk", encoding="utf-8")
+    recommend_flow(small_folder, RUN_DATE, cluttered, trained)
+    for name in ("assignments.csv", "rep_summary.csv", "left_out.csv", "report.html"):
+        assert (clean / RUN_DATE / name).read_bytes() == (cluttered / RUN_DATE / name).read_bytes()
+
+
+def test_an_empty_export_gives_empty_valid_outputs_and_says_so(trained, small_folder, tmp_path):
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    (folder / "reps.csv").write_bytes((small_folder / "reps.csv").read_bytes())
+    for name in ("leads.csv", "assignments.csv"):
+        header = (small_folder / name).read_text(encoding="utf-8").splitlines()[0]
+        (folder / name).write_text(header + "\n", encoding="utf-8")
+    summary = recommend_flow(folder, RUN_DATE, tmp_path / "out", trained)
+    assert (summary.placed, summary.held, summary.reclaimed, summary.kept) == (0, 0, 0, 0)
+    assert summary.notes[0] == (
+        "The export has no leads as of the run date: there is nothing to place, so the files "
+        "are empty."
+    )
+    asg = read_plan_csv(tmp_path / "out" / RUN_DATE / "assignments.csv")
+    assert asg.columns.tolist() == ASSIGNMENT_COLUMNS and asg.empty
+    reps = read_plan_csv(tmp_path / "out" / RUN_DATE / "rep_summary.csv")
+    assert len(reps) == len(pd.read_csv(folder / "reps.csv")) and (reps["assigned"] == 0).all()
+
+
 def test_chinese_headers_and_reasons(trained, small_folder, tmp_path):
     recommend_flow(small_folder, RUN_DATE, tmp_path, trained, lang="zh")
     text = (tmp_path / RUN_DATE / "assignments.csv").read_text(encoding="utf-8-sig")
     header = text.splitlines()[0].split(",")
     assert header == [ZH_HEADERS[c] for c in ASSIGNMENT_COLUMNS]
-    assert "销售" in text.splitlines()[1] or "暂缓" in text
+    asg = pd.read_csv(tmp_path / RUN_DATE / "assignments.csv", encoding="utf-8-sig")
+    reasons = asg[ZH_HEADERS["reason"]]
+    # Every reason is in Chinese (no English template left), whatever the plan chose.
+    assert reasons.str.contains(r"[\u4e00-\u9fff]").all()
+    assert not reasons.str.contains(r"\b(?:reclaimed|choice|held|rep)\b").any()
 
 
 def test_dates_outside_the_data_and_missing_models_are_clear_errors(
@@ -146,3 +207,59 @@ def test_a_run_mlflow_did_not_record_publishes_nothing(
         recommend_flow(small_folder, RUN_DATE, tmp_path, trained)
     assert not (tmp_path / RUN_DATE).exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# --- what becomes of reclaimed leads (no Prefect: the pure steps and the matching) ----------
+
+
+def plan_for(data, day: str, config=None):
+    """The pool and the settled matching of ``day`` on ``data``, every pair at p = 0.3."""
+    config = config or LeadmatchConfig()
+    as_of = pd.Timestamp(day)
+    state = snapshot(validate_crm(data), as_of)
+    pool = leads_to_place(state, as_of, sla_days=3, max_age_days=30)
+    reps = rep_day(state, as_of)
+    candidates = candidate_pairs(pool.leads, reps, config.matching).assign(p_win=0.3)
+    result = match(candidates, pool.leads, reps, config.matching)
+    return settle_reclaims(result, pool)
+
+
+def test_a_reclaimed_lead_nobody_else_can_take_stays_with_its_rep(tiny):
+    # Friday 03-08: R2 has not contacted L4 (given Monday) for 4 working days. R1, the only
+    # other active rep, is away, so nobody can take it: it stays with R2, with a reminder.
+    away = pd.DataFrame({"rep_id": ["R1"], "date": ["2024-03-08"], "available": ["no"]})
+    result, pool = plan_for(replace(tiny, availability=away), "2024-03-08")
+    rows = result.assignments.set_index("lead_id")
+    assert rows.loc["L4", "action"] == "keep" and rows.loc["L4", "rep_id"] == "R2"
+    assert rows.loc["L4", "reason_code"] == "keep"
+    assert rows.loc["L4", "reason"] == (
+        "stays with R2: no other rep can take it today; remind R2 to make first contact "
+        "(4 working days without contact)"
+    )
+    assert rows.loc["L5", "action"] == "assign" and rows.loc["L5", "rep_id"] == "R2"
+    assert (pool.n_reclaimed, pool.kept) == (1, 1)
+    # With R1 at work, the lead goes to R1.
+    result, pool = plan_for(tiny, "2024-03-08")
+    rows = result.assignments.set_index("lead_id")
+    assert rows.loc["L4", "rep_id"] == "R1" and pool.kept == 0
+    assert rows.loc["L4", "reason"].startswith(
+        "reclaimed from R2 after 4 working days without contact"
+    )
+
+
+def test_leads_of_a_rep_who_left_are_placed_again_and_say_why(tiny):
+    left = replace(tiny, reps=tiny.reps.assign(active=["true", "no", "0"]))
+    result, pool = plan_for(left, "2024-03-08")
+    rows = result.assignments.set_index("lead_id")
+    # L2 (closed only after 03-08) and L4 were R2's; both go to R1, the one rep left.
+    assert pool.n_rep_left == 2 and pool.kept == 0
+    assert rows.loc[["L2", "L4"], "rep_id"].tolist() == ["R1", "R1"]
+    assert rows.loc["L4", "reason_code"].split(";")[0] == "rep_left"
+    assert rows.loc["L4", "reason"].startswith("R2 has left the team; ")
+    # Nobody to take them: they are held (first in line tomorrow), never "kept" by a rep who left.
+    away = pd.DataFrame({"rep_id": ["R1"], "date": ["2024-03-08"], "available": ["no"]})
+    result, pool = plan_for(replace(left, availability=away), "2024-03-08")
+    rows = result.assignments.set_index("lead_id")
+    assert rows.loc[["L2", "L4"], "action"].tolist() == ["hold", "hold"]
+    assert rows.loc[["L2", "L4"], "rep_id"].isna().all() and pool.kept == 0
+    assert rows.loc["L4", "reason"] == "R2 has left the team; held: no rep was scored for this lead"
