@@ -309,12 +309,16 @@ pool = leads_to_place(
     as_of,
     sla_days=config.recommend.sla_days,
     max_age_days=config.recommend.max_lead_age_days,
+    working_days=config.recommend.working_days,
 )
 print(
     f"\nthe next nightly run ({as_of:%Y-%m-%d}) would place {pool.n_unassigned} unassigned "
-    f"leads and reclaim {pool.n_reclaimed} not contacted within {config.recommend.sla_days:g} "
-    f"days; {pool.too_old} are older than {config.recommend.max_lead_age_days} days and left out"
+    f"leads, {pool.n_rep_left} of reps who left, and reclaim {pool.n_reclaimed} whose SLA of "
+    f"{config.recommend.sla_days:g} working days passed since the previous working day; "
+    f"{pool.too_old} are older than {config.recommend.max_lead_age_days} days and left out"
 )
+for note in pool.notes:
+    print(f"note: {note}")
 fig = Figure(figsize=(9, 3.2))
 ax = fig.add_subplot(1, 2, 1)
 hours = (delay_days.loc[delay_days > 0] * 24).dropna()
