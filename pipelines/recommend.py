@@ -341,8 +341,7 @@ def recommend_flow(
 
 
 EMPTY_EXPORT = (
-    "The export has no leads as of the run date: there is nothing to place, so the files are "
-    "empty."
+    "The export has no leads as of the run date: there is nothing to place, so the files are empty."
 )
 
 

@@ -147,7 +147,9 @@ def test_actions_read_right_and_rows_are_sorted_as_a_manager_works():
     rows = plan.assignments.set_index("lead_id")
     assert rows.loc["L1", "action"] == "reassign"
     assert rows.loc["L1", "previous_rep_name"] == "Rep 1"
-    assert rows.loc["L1", "reason"].startswith("reclaimed from Rep 1 after 4 working days without contact")
+    assert rows.loc["L1", "reason"].startswith(
+        "reclaimed from Rep 1 after 4 working days without contact"
+    )
     assert plan.assignments["action"].tolist() == ["reassign", "assign", "hold", "hold"]
     held = rows.loc[rows["action"] == "hold"]
     assert held["rep_id"].isna().all() and held["rep_win_chance_pct"].isna().all()
