@@ -262,4 +262,7 @@ def test_leads_of_a_rep_who_left_are_placed_again_and_say_why(tiny):
     rows = result.assignments.set_index("lead_id")
     assert rows.loc[["L2", "L4"], "action"].tolist() == ["hold", "hold"]
     assert rows.loc[["L2", "L4"], "rep_id"].isna().all() and pool.kept == 0
-    assert rows.loc["L4", "reason"] == "R2 has left the team; held: no rep was scored for this lead"
+    assert (
+        rows.loc["L4", "reason"]
+        == "R2 has left the team; held for tomorrow: no rep was scored for this lead"
+    )
