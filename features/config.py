@@ -68,5 +68,8 @@ class FeatureConfig(BaseModel):
     )
     skill_columns: tuple[SegmentColumn, ...] = Field(
         ("industry", "product"),
-        description="Lead columns whose value is looked up in the rep's ';'-separated skills.",
+        description=(
+            "Lead columns in which each rep's share of earlier leads is a feature (with region): "
+            "the rep's experience as of each pair's time, instead of today's skills."
+        ),
     )

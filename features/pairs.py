@@ -34,6 +34,7 @@ from features.reps import (
     outcome_events,
     rep_features,
     rep_win_rates,
+    share_columns,
     shrink,
 )
 from features.schemas import CrmData
@@ -44,8 +45,9 @@ TARGET = "won"
 
 class PairFeatures(pa.DataFrameModel):
     """One row per (lead, rep, at) pair. Segment columns follow ``FeatureConfig.segment_columns``
-    (``rep_<segment>_outcomes``, ``rep_<segment>_win_rate``), skill columns follow
-    ``FeatureConfig.skill_columns`` (``skill_match_<column>``); ``x_*`` lead columns pass through."""
+    (``rep_<segment>_outcomes``, ``rep_<segment>_win_rate``), share columns follow
+    ``FeatureConfig.skill_columns`` and region (``rep_<column>_share``); ``x_*`` lead columns
+    pass through."""
 
     lead_id: Series[str] = pa.Field()
     rep_id: Series[str] = pa.Field()
@@ -69,11 +71,9 @@ class PairFeatures(pa.DataFrameModel):
     rep_win_rate: Series[float] = pa.Field(ge=0, le=1)
     rep_open_load: Series[float] = pa.Field(ge=0)
     rep_recent_volume: Series[float] = pa.Field(ge=0)
-    rep_daily_capacity: Series[float] = pa.Field(nullable=True, ge=0)
-    rep_load_per_capacity: Series[float] = pa.Field(nullable=True, ge=0)
-    skill_match_industry: Series[float] | None = pa.Field(isin=[0.0, 1.0])
-    skill_match_product: Series[float] | None = pa.Field(isin=[0.0, 1.0])
-    region_match: Series[float] = pa.Field(isin=[0.0, 1.0])
+    rep_industry_share: Series[float] | None = pa.Field(ge=0, le=1)
+    rep_product_share: Series[float] | None = pa.Field(ge=0, le=1)
+    rep_region_share: Series[float] = pa.Field(ge=0, le=1)
 
     class Config:
         strict = False
@@ -91,8 +91,8 @@ def feature_columns(pairs: pd.DataFrame, *, rep_information: bool = True) -> tup
     numeric = LEAD_NUMERIC + LEAD_HISTORY + [c for c in extras if _is_number(pairs[c])]
     if rep_information:
         segment = [c for c in pairs.columns if _is_segment_feature(str(c))]
-        skills = [c for c in pairs.columns if str(c).startswith("skill_match_")]
-        numeric += REP_FEATURES + segment + skills + ["region_match"]
+        shares = [c for c in pairs.columns if _is_share_feature(str(c))]
+        numeric += REP_FEATURES + segment + shares
     return categorical, numeric
 
 
@@ -241,9 +241,10 @@ def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFram
     segment ``rep_<segment>_outcomes`` (the rep's decided outcomes in the lead's segment value,
     within the history window) and ``rep_<segment>_win_rate`` (their won-in-window rate, shrunk
     towards what the rep's overall rate and the segment's rate predict together), then
-    ``skill_match_<column>`` for each configured skill column (1.0 if the lead's value, e.g. its
-    industry, is one of the rep's skills) and
-    ``region_match`` (1.0 if the lead's region is the rep's region).
+    ``rep_<column>_share`` for each skill column and region: the share of the rep's leads
+    assigned before ``at`` whose value in that column is the lead's (0 for a rep with none yet).
+    The share stands for "skills match" and "same region" as they were at ``at``: the reps
+    table holds today's skills and region, which may have changed since.
     """
     config = history.config
     rep_ids = queries["rep_id"]
@@ -264,11 +265,13 @@ def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFram
         n, w = history.outcomes_by_rep_segment[segment].before(pair_keys, at, since)
         out[f"rep_{segment}_outcomes"] = n
         out[f"rep_{segment}_win_rate"] = shrink(w, n, prior, config.segment_shrinkage_strength)
-    for column in config.skill_columns:
-        out[f"skill_match_{column}"] = _skill_match(rep_ids, queries[column], history).astype(float)
-    rep_region = history.reps["region"].reindex(rep_ids).to_numpy(dtype=object)
-    lead_region = queries["region"].to_numpy(dtype=object)
-    out["region_match"] = (pd.notna(rep_region) & (rep_region == lead_region)).astype(float)
+    assigned, _ = history.assigned_by_rep.before(rep_keys, at)
+    for column in share_columns(config):
+        keys = history.codes(column, queries[column])
+        both = (rep_keys >= 0) & (keys >= 0)
+        pair_keys = np.where(both, rep_keys * len(history.vocabularies[column]) + keys, -1)
+        n, _ = history.assigned_by_rep_value[column].before(pair_keys, at)
+        out[f"rep_{column}_share"] = n / np.maximum(assigned, 1.0)
     return pd.DataFrame(out, index=queries.index)
 
 
@@ -296,38 +299,16 @@ def _pair_frame(pairs: pd.DataFrame, leads: pd.DataFrame, history: OutcomeHistor
     )
 
 
-def _skill_match(rep_ids: np.ndarray, values: pd.Series, history: OutcomeHistory) -> np.ndarray:
-    """Whether each lead value is one of its rep's ';'-separated skills (whole tags, any case).
-
-    Decided once per distinct (rep, value), not once per pair.
-    """
-    tag_sets = {
-        rep: {tag.strip().lower() for tag in str(text).split(";") if tag.strip()}
-        for rep, text in history.reps["skills"].dropna().items()
-    }
-    rep_codes, rep_uniques = pd.factorize(np.asarray(rep_ids, dtype=object))
-    value_codes, value_uniques = pd.factorize(values.to_numpy(dtype=object))
-    # Missing values have code -1; shift so they get a slot of their own and never match.
-    stride = len(value_uniques) + 1
-    distinct, inverse = np.unique(rep_codes * stride + value_codes + 1, return_inverse=True)
-    hit = np.array(
-        [
-            code % stride > 0
-            and str(value_uniques[code % stride - 1]).strip().lower()
-            in tag_sets.get(rep_uniques[code // stride], ())
-            for code in distinct
-        ],
-        dtype=bool,
-    )
-    return hit[inverse]
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(p, 1e-6, 1 - 1e-6))
 
 
 def _is_number(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _is_share_feature(column: str) -> bool:
+    return re.fullmatch(r"rep_(industry|source|product|region)_share", column) is not None
 
 
 def _is_segment_feature(column: str) -> bool:

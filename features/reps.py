@@ -1,7 +1,9 @@
 """Rep features as of a moment: tenure, shrunk trailing win rate, open load, recent volume.
 
 Everything here is point-in-time: a feature of rep r at time t uses only what was known strictly
-before t. The history is indexed once (:func:`index_history`: integer keys, sorted cumulative
+before t. The reps table is today's export, so only what cannot change after the fact is read
+from it (the hire date): a rep's team, region, skills and capacity may have been different at t,
+so they are not features (the rep's record by segment and its assignment history stand for them). The history is indexed once (:func:`index_history`: integer keys, sorted cumulative
 sums) and then answers any number of (key, t) questions by binary search, so a million
 historical assignments need no per-row Python loop.
 """
@@ -24,8 +26,6 @@ REP_FEATURES = [
     "rep_win_rate",
     "rep_open_load",
     "rep_recent_volume",
-    "rep_daily_capacity",
-    "rep_load_per_capacity",
 ]
 
 
@@ -117,39 +117,36 @@ class OutcomeHistory:
     """The assignment history, indexed for point-in-time questions (built by
     :func:`index_history`).
 
-    ``reps`` is the reps table indexed by rep_id; ``vocabularies`` map each key kind (``rep``,
-    ``team``, ``account`` and every segment column) to the pd.Index whose positions are the
-    integer keys of the :class:`EventCounts`. Outcome counts hold decided outcomes (value: won
-    in window); ``assigned_by_rep`` / ``closed_by_rep`` hold assignment and close times.
+    ``reps`` is the reps table indexed by rep_id (only its hire dates are used);
+    ``vocabularies`` map each key kind (``rep``, ``account`` and every segment and skill column)
+    to the pd.Index whose positions are the integer keys of the :class:`EventCounts`. Outcome
+    counts hold decided outcomes (value: won in window); ``assigned_by_rep`` / ``closed_by_rep``
+    hold assignment and close times; ``assigned_by_rep_value`` the assignment times by rep and
+    the lead's value of each column of ``FeatureConfig.skill_columns`` and region.
     """
 
     config: FeatureConfig
     reps: pd.DataFrame
     vocabularies: dict[str, pd.Index]
     outcomes_all: EventCounts
-    outcomes_by_team: EventCounts
     outcomes_by_rep: EventCounts
     outcomes_by_account: EventCounts
     outcomes_by_segment: dict[str, EventCounts]
     outcomes_by_rep_segment: dict[str, EventCounts]
     assigned_by_rep: EventCounts
     closed_by_rep: EventCounts
+    assigned_by_rep_value: dict[str, EventCounts]
 
     def codes(self, kind: str, values: pd.Series | np.ndarray) -> np.ndarray:
         """Integer keys of ``values`` of one key kind; -1 for a value the history never saw."""
         return self.vocabularies[kind].get_indexer(values).astype(np.int64)
-
-    def rep_codes(self, rep_ids: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rep keys, team keys) of the reps ``rep_ids``."""
-        teams = self.reps["team"].reindex(rep_ids)
-        return self.codes("rep", rep_ids), self.codes("team", teams)
 
 
 def index_history(
     assignments: pd.DataFrame, leads: pd.DataFrame, reps: pd.DataFrame, config: FeatureConfig
 ) -> OutcomeHistory:
     """Index the assignment history (canonical ``assignments``, with ``leads`` for segment and
-    account columns and ``reps`` for teams). Rows of any date may be passed: each question only
+    account columns and ``reps`` for hire dates). Rows of any date may be passed: each question only
     ever sees the events strictly before its own time."""
     rep_table = reps.drop_duplicates("rep_id").set_index("rep_id")
     events = outcome_events(assignments, window_days=config.conversion_window_days)
@@ -165,8 +162,7 @@ def index_history(
         keys[kind] = codes.astype(np.int64)
 
     encode("rep", assignments["rep_id"], missing_is_value=False)
-    encode("team", rep_table["team"].reindex(assignments["rep_id"]))
-    for column in config.segment_columns:
+    for column in dict.fromkeys([*config.segment_columns, *share_columns(config)]):
         encode(column, lead_rows[column].reindex(lead_ids))
     accounts = (
         lead_rows["account_id"].reindex(lead_ids)
@@ -177,7 +173,7 @@ def index_history(
     encode("account", accounts, missing_is_value=False)
     has_account = keys["account"] >= 0
     # An outcome with no rep (rep_id empty) counts for the company, segments and accounts, and
-    # in no rep's or team's record.
+    # in no rep's record.
     has_rep = keys["rep"] >= 0
 
     def by_rep_and(column: str) -> np.ndarray:
@@ -190,7 +186,6 @@ def index_history(
         reps=rep_table,
         vocabularies=vocabularies,
         outcomes_all=EventCounts.build(np.zeros(len(decided), np.int64), decided, won),
-        outcomes_by_team=EventCounts.build(keys["team"][has_rep], decided[has_rep], won[has_rep]),
         outcomes_by_rep=EventCounts.build(keys["rep"][has_rep], decided[has_rep], won[has_rep]),
         outcomes_by_account=EventCounts.build(
             keys["account"][has_account], decided[has_account], won[has_account]
@@ -207,7 +202,17 @@ def index_history(
         closed_by_rep=EventCounts.build(
             keys["rep"][closed], as_ns(assignments["closed_at"])[closed]
         ),
+        assigned_by_rep_value={
+            column: EventCounts.build(by_rep_and(column)[has_rep], assigned[has_rep])
+            for column in share_columns(config)
+        },
     )
+
+
+def share_columns(config: FeatureConfig) -> tuple[str, ...]:
+    """Lead columns in which each rep's share of earlier leads is a feature: the skill columns
+    and region (what today's skills and region say, but as of the pair's time)."""
+    return tuple(dict.fromkeys([*config.skill_columns, "region"]))
 
 
 def shrink(wins: np.ndarray, n: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
@@ -220,10 +225,9 @@ def shrink(wins: np.ndarray, n: np.ndarray, prior: np.ndarray, strength: float) 
 
 @dataclass(frozen=True)
 class RepRates:
-    """Win rates known before each query's time: company-wide, the rep's team, the rep."""
+    """Win rates known before each query's time: company-wide and the rep's."""
 
     company: np.ndarray
-    team: np.ndarray
     rep: np.ndarray
     rep_outcomes: np.ndarray
 
@@ -232,20 +236,17 @@ def rep_win_rates(
     history: OutcomeHistory, rep_ids: pd.Series | np.ndarray, at_ns: np.ndarray
 ) -> RepRates:
     """Trailing won-in-window rates as of ``at_ns``: the company rate (uniform Beta(1, 1)
-    prior, so it exists before any outcome), the team rate shrunk towards it, and the rep's rate
-    shrunk towards the team's."""
+    prior, so it exists before any outcome) and the rep's rate shrunk towards it. (Not towards
+    the rep's team: the export only knows today's teams.)"""
     config = history.config
     since = history_start(config, at_ns)
-    rep_keys, team_keys = history.rep_codes(rep_ids)
+    rep_keys = history.codes("rep", rep_ids)
     n_all, w_all = history.outcomes_all.before(np.zeros(len(at_ns), np.int64), at_ns, since)
     company = (w_all + 1.0) / (n_all + 2.0)
-    n_team, w_team = history.outcomes_by_team.before(team_keys, at_ns, since)
-    team = shrink(w_team, n_team, company, config.shrinkage_strength)
     n_rep, w_rep = history.outcomes_by_rep.before(rep_keys, at_ns, since)
     return RepRates(
         company=company,
-        team=team,
-        rep=shrink(w_rep, n_rep, team, config.shrinkage_strength),
+        rep=shrink(w_rep, n_rep, company, config.shrinkage_strength),
         rep_outcomes=n_rep,
     )
 
@@ -255,11 +256,9 @@ def rep_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame
 
     Returns a frame on the queries' index with the :data:`REP_FEATURES` columns (float):
     ``rep_tenure_days`` (days since hire), ``rep_outcomes`` (outcomes decided within the
-    trailing history window), ``rep_win_rate`` (their won-in-window rate, shrunk towards the team
-    rate), ``rep_open_load`` (assignments made and not closed before ``at``),
-    ``rep_recent_volume`` (assignments in the ``recent_days`` before ``at``),
-    ``rep_daily_capacity`` (from the reps table) and ``rep_load_per_capacity`` (open load in days
-    of capacity).
+    trailing history window), ``rep_win_rate`` (their won-in-window rate, shrunk towards the
+    company rate), ``rep_open_load`` (assignments made and not closed before ``at``) and
+    ``rep_recent_volume`` (assignments in the ``recent_days`` before ``at``).
     """
     config = history.config
     rep_ids = queries["rep_id"]
@@ -271,19 +270,13 @@ def rep_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame
     recent, _ = history.assigned_by_rep.before(rep_keys, at, at - config.recent_days * DAY_NS)
     hired = as_ns(history.reps["hire_date"].reindex(rep_ids))
     tenure = np.where(hired == NAT, np.nan, (at - hired) / DAY_NS)
-    capacity = (
-        history.reps["daily_capacity"].reindex(rep_ids).to_numpy(dtype=float, na_value=np.nan)
-    )
-    load = assigned - closed
     return pd.DataFrame(
         {
             "rep_tenure_days": tenure,
             "rep_outcomes": rates.rep_outcomes,
             "rep_win_rate": rates.rep,
-            "rep_open_load": load,
+            "rep_open_load": assigned - closed,
             "rep_recent_volume": recent,
-            "rep_daily_capacity": capacity,
-            "rep_load_per_capacity": load / np.maximum(capacity, 1.0),
         },
         index=queries.index,
     )

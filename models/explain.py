@@ -24,7 +24,8 @@ _SEGMENT_WORDS = {
 }
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _REP_FACTORS = {"rep_overall", "rep_tenure_days", "rep_open_load", "rep_recent_volume"}
-_REP_FACTORS |= {"skill_match", "region_match"} | {f"rep_{s}" for s in _SEGMENT_WORDS}
+_REP_FACTORS |= {f"rep_{s}" for s in _SEGMENT_WORDS} | {f"rep_{s}_share" for s in _SEGMENT_WORDS}
+_SHARE = re.compile(r"rep_(industry|source|product|region)_share")
 
 
 def explain(
@@ -102,10 +103,11 @@ def _phrase(factor: str, effect: float, pair: dict) -> str:
         return f"{'light' if good else 'heavy'} open load ({pair.get(factor):.0f} leads)"
     if factor == "rep_recent_volume":
         return f"{pair.get(factor):.0f} leads in recent weeks"
-    if factor == "skill_match":
-        return "skills match the lead" if pair.get(factor) == 1 else "no matching skill"
-    if factor == "region_match":
-        return "same region" if pair.get(factor) == 1 else "different region"
+    share = _SHARE.fullmatch(factor)
+    if share:
+        value = pair.get(share.group(1))
+        shown = "unknown" if pd.isna(value) else str(value)
+        return f"{pair.get(factor):.0%} of the rep's leads so far in {shown}"
     value = pair.get(factor)
     if factor == "created_weekday" and not pd.isna(value):
         return f"created on a {_WEEKDAYS[int(value)]}"

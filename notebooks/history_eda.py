@@ -335,7 +335,8 @@ keep(fig, "first_contact")
 # ## Open load over time
 #
 # Each rep's open leads (assigned and not yet closed) at the start of every day, divided by their
-# daily capacity: "days of work in hand", the feature `rep_load_per_capacity`. Rows that stay dark
+# daily capacity as the export states it today: "days of work in hand" (the model does not use
+# capacity, which may have been different on those days). Rows that stay dark
 # while others are bright mean the routing loaded reps unevenly. The total starts at zero (the
 # export holds no leads from before its first day) and should level off once leads close as fast
 # as they arrive; a total that keeps rising means leads that are never closed in the CRM (stale
@@ -349,11 +350,11 @@ grid = pd.DataFrame({"rep_id": np.repeat(rep_ids, len(days)), "at": np.tile(days
 loads = pd.concat(
     [grid, rep_features(grid, index_history(asg, leads, reps, config.features))], axis=1
 )
+capacity = loads["rep_id"].map(reps.set_index("rep_id")["daily_capacity"]).astype(float)
+loads["load_per_capacity"] = loads["rep_open_load"] / np.maximum(capacity, 1.0)
 hired = loads["rep_tenure_days"] >= 0
 open_total = loads.groupby("at")["rep_open_load"].sum()
-load_per_capacity = loads.loc[hired].pivot(
-    index="rep_id", columns="at", values="rep_load_per_capacity"
-)
+load_per_capacity = loads.loc[hired].pivot(index="rep_id", columns="at", values="load_per_capacity")
 print(
     f"open assignments at the start of a day: median {open_total.median():.0f}, "
     f"max {open_total.max():.0f} (on {open_total.idxmax():%Y-%m-%d})"

@@ -647,12 +647,9 @@ def _model_probability(
 ) -> np.ndarray:
     """The model's P(win) of pairs whose reps also hold a policy's own placements: those are
     added to each rep's open load and recent volume."""
-    load = features["rep_open_load"].to_numpy() + extra_load
-    capacity = features["rep_daily_capacity"].to_numpy(dtype=float)
     features = features.assign(
-        rep_open_load=load,
+        rep_open_load=features["rep_open_load"].to_numpy() + extra_load,
         rep_recent_volume=features["rep_recent_volume"].to_numpy() + extra_recent,
-        rep_load_per_capacity=load / np.maximum(capacity, 1.0),
     )
     return model.predict_proba(features)[:, 1]
 

@@ -157,13 +157,11 @@ def test_rep_features_as_of_a_time_use_only_what_happened_before_it():
     assert a["rep_open_load"] == 2  # L2 and L3
     assert a["rep_recent_volume"] == 1  # only L3 was assigned in the 7 days before day 10
     assert a["rep_tenure_days"] == 410
-    assert a["rep_load_per_capacity"] == pytest.approx(2 / 5)
     b = pairs.set_index("rep_id").loc["B"]
     assert b["rep_open_load"] == 1
-    assert b["rep_load_per_capacity"] == 1  # a zero capacity counts as one lead a day
 
 
-def test_win_rates_are_shrunk_towards_the_team_and_the_company():
+def test_win_rates_are_shrunk_towards_the_company():
     data = crm(
         [
             ("L1", "A", 0, "won", 1, "Retail"),
@@ -176,29 +174,28 @@ def test_win_rates_are_shrunk_towards_the_team_and_the_company():
     pairs = build_scoring_pairs(data, data.leads.iloc[[0]], as_of=day(2), config=config)
     a = pairs.set_index("rep_id").loc["A"]
     company = (2 + 1) / (4 + 2)  # Beta(1, 1) prior
-    team = (2 + 2 * company) / (3 + 2)  # team t1: A and B, 2 wins in 3
-    rep = (2 + 2 * team) / (2 + 2)
+    # Not towards the team: the export knows today's teams, not those of the time.
+    rep = (2 + 2 * company) / (2 + 2)
     assert a["rep_win_rate"] == pytest.approx(rep)
     # All history is Retail, so the segment's rate equals the company's and the prior is the
     # rep's own rate: the segment rate is the rep's rate pulled once more towards the data.
     assert a["rep_industry_win_rate"] == pytest.approx((2 + 1 * rep) / (2 + 1))
 
 
-def test_a_rep_without_history_gets_the_team_rate_and_an_unknown_team_the_company_rate():
-    data = crm([("L1", "A", 0, "won", 1, "Retail"), ("L2", "A", 0, "lost", 1, "Retail")])
+def test_a_rep_without_history_gets_the_company_rate_whatever_its_team():
+    data = crm([("L1", "A", 0, "won", 1, "Retail"), ("L3", "A", 0, "won", 1, "Retail")])
     new_rep = data.reps.iloc[[2]].assign(rep_id="N", team="t9", active=True)
     data = replace(data, reps=pd.concat([data.reps, new_rep], ignore_index=True))
     pairs = build_scoring_pairs(data, data.leads.iloc[[0]], as_of=day(2)).set_index("rep_id")
-    assert pairs.loc["B", "rep_win_rate"] == pytest.approx(
-        (1 + 20 * 0.5) / (2 + 20)  # B's team t1 is A's: 1 win in 2, shrunk towards 0.5
-    )
-    assert pairs.loc["N", "rep_win_rate"] == pytest.approx(0.5)
+    company = (2 + 1) / (2 + 2)
+    assert pairs.loc["B", "rep_win_rate"] == pytest.approx(company)  # B shares A's team
+    assert pairs.loc["N", "rep_win_rate"] == pytest.approx(company)
     assert pairs.loc["N", "rep_outcomes"] == 0
 
 
 def test_an_outcome_with_no_rep_counts_for_the_company_and_the_lead_never_for_a_rep():
     # L3 was lost with no known rep (a mapping's unassigned_outcome: lost): it lowers the
-    # company rate, is not a training pair, and is in nobody's record or team.
+    # company rate, is not a training pair, and is in nobody's record.
     data = crm(
         [
             ("L1", "A", 0, "won", 1, "Retail"),
@@ -211,9 +208,8 @@ def test_an_outcome_with_no_rep_counts_for_the_company_and_the_lead_never_for_a_
     pairs = build_scoring_pairs(data, data.leads.iloc[[0]], as_of=day(2), config=config)
     a = pairs.set_index("rep_id").loc["A"]
     company = (1 + 1) / (3 + 2)  # Beta(1, 1) prior over all three outcomes
-    team = (1 + 2 * company) / (2 + 2)  # team t1: A and B only, 1 win in 2
     assert a["rep_outcomes"] == 1
-    assert a["rep_win_rate"] == pytest.approx((1 + 2 * team) / (1 + 2))
+    assert a["rep_win_rate"] == pytest.approx((1 + 2 * company) / (1 + 2))
     assert a["account_win_rate"] == pytest.approx(company)
 
 
@@ -222,32 +218,51 @@ def test_only_a_won_or_lost_row_may_have_no_rep():
         crm([("L1", None, 0, "open", None, "Retail")])
 
 
-# --- matches ---------------------------------------------------------------------------------
-
-MATCHES = [
-    # rep, lead industry, skill match: whole tags, case-insensitive, trimmed
-    ("A", "Retail", 1.0),
-    ("A", "software", 1.0),
-    ("A", "retail ", 1.0),
-    ("B", "Retail", 0.0),  # B's tag is 'e-retail': not the same tag
-    ("C", "Retail", 0.0),  # no skills at all
-    ("A", None, 0.0),
-]
+# --- experience as of the time: shares of earlier leads ------------------------------------
 
 
-@pytest.mark.parametrize(("rep", "industry", "expected"), MATCHES)
-def test_skill_match_compares_whole_tags(rep, industry, expected):
-    data = crm([("L1", "A", 0, "won", 1, "Retail")])
-    lead = data.leads.assign(lead_id="N1", industry=industry)
-    candidates = pd.DataFrame({"lead_id": ["N1"], "rep_id": [rep]})
-    pairs = build_scoring_pairs(data, lead, as_of=day(2), candidates=candidates)
-    assert pairs.loc[0, "skill_match_industry"] == expected
+def test_a_reps_share_of_earlier_leads_in_the_leads_industry_and_region_as_of_the_time():
+    data = crm(
+        [
+            ("L1", "A", 0, "won", 5, "Retail"),
+            ("L2", "A", 1, "lost", 20, "Retail"),
+            ("L3", "A", 8, "open", None, "Software"),
+            ("L4", "B", 9, "won", 12, "Retail"),
+        ]
+    )
+    retail = data.leads.iloc[[0]].assign(lead_id="N1")
+    candidates = pd.DataFrame({"lead_id": ["N1"] * 3, "rep_id": ["A", "B", "C"]})
+    shares = {
+        when: build_scoring_pairs(data, retail, as_of=day(when), candidates=candidates).set_index(
+            "rep_id"
+        )
+        for when in (0.5, 5, 10)
+    }
+    # Whatever today's skills say (A lists Retail, B only e-retail, C nothing), what counts is
+    # what each rep had worked by then.
+    assert shares[0.5]["rep_industry_share"].to_dict() == {"A": 1.0, "B": 0.0, "C": 0.0}
+    assert shares[5]["rep_industry_share"].to_dict() == {"A": 1.0, "B": 0.0, "C": 0.0}
+    assert shares[10]["rep_industry_share"].to_dict() == pytest.approx(
+        {"A": 2 / 3, "B": 1.0, "C": 0.0}
+    )
+    # Every lead is in EU: the region share is 1 for anyone who has worked a lead.
+    assert shares[10]["rep_region_share"].to_dict() == {"A": 1.0, "B": 1.0, "C": 0.0}
+    assert shares[10]["rep_product_share"].to_dict() == {"A": 1.0, "B": 1.0, "C": 0.0}
 
 
-def test_region_match_compares_the_lead_region_with_the_rep_region():
-    data = crm([("L1", "A", 0, "won", 1, "Retail")])
-    pairs = build_scoring_pairs(data, data.leads, as_of=day(2)).set_index("rep_id")
-    assert pairs["region_match"].to_dict() == {"A": 1.0, "B": 0.0}  # C is inactive
+def test_todays_skills_region_team_and_capacity_are_not_features():
+    data = crm([("L1", "A", 0, "won", 1, "Retail"), ("L2", "B", 1, "lost", 3, "Software")])
+    moved = data.reps.assign(
+        team=["t9", "t8", "t7"],
+        region=["APAC", "APAC", "US"],
+        skills=["Software", None, "Retail"],
+        daily_capacity=pd.array([1, 9, 3], dtype="Int64"),
+    )
+    before, after = (
+        build_scoring_pairs(d, data.leads, as_of=day(5)) for d in (data, replace(data, reps=moved))
+    )
+    pd.testing.assert_frame_equal(before, after)
+    assert not {"skill_match_industry", "region_match", "rep_daily_capacity"} & set(before)
 
 
 # --- the frames ------------------------------------------------------------------------------

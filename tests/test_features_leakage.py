@@ -1,8 +1,10 @@
 """No leakage: features at time t depend only on outcomes decided before t.
 
 Two proofs: a naive row-by-row reference implementation (the definitions, written as plainly as
-possible) that the fast one must match, and a hypothesis property: rewriting every outcome that
-happens at or after t, and deleting every assignment made at or after t, changes no feature at t.
+possible) that the fast one must match, and hypothesis properties: rewriting every outcome that
+happens at or after t, and deleting every assignment made at or after t, changes no feature at t;
+nor does rewriting what today's export says about the reps (team, region, skills, capacity,
+status) and about the leads created after t.
 """
 
 from __future__ import annotations
@@ -123,10 +125,8 @@ def naive_features(data: CrmData, pairs: pd.DataFrame, config: FeatureConfig) ->
 
         n, w = record(lambda h: True)
         company = (w + 1) / (n + 2)
-        n, w = record(lambda h, rep=rep: _same(reps[h.rep_id].team, rep.team))
-        team = _shrink(w, n, company, config.shrinkage_strength)
         n_rep, w_rep = record(lambda h, rep=rep: h.rep_id == rep.rep_id)
-        rep_rate = _shrink(w_rep, n_rep, team, config.shrinkage_strength)
+        rep_rate = _shrink(w_rep, n_rep, company, config.shrinkage_strength)
         load = sum(
             1
             for h in history
@@ -154,8 +154,6 @@ def naive_features(data: CrmData, pairs: pd.DataFrame, config: FeatureConfig) ->
             "rep_win_rate": rep_rate,
             "rep_open_load": load,
             "rep_recent_volume": recent,
-            "rep_daily_capacity": rep.daily_capacity,
-            "rep_load_per_capacity": load / max(rep.daily_capacity, 1),
         }
         clip = lambda p: np.clip(p, 1e-6, 1 - 1e-6)  # noqa: E731
         for segment in config.segment_columns:
@@ -170,13 +168,11 @@ def naive_features(data: CrmData, pairs: pd.DataFrame, config: FeatureConfig) ->
             )
             row[f"rep_{segment}_outcomes"] = n
             row[f"rep_{segment}_win_rate"] = _shrink(w, n, prior, config.segment_shrinkage_strength)
-        tags = [] if pd.isna(rep.skills) else [s.strip().lower() for s in rep.skills.split(";")]
-        for column in config.skill_columns:
+        given = [h for h in history if h.rep_id == rep.rep_id and h.assigned_at < t]
+        for column in (*config.skill_columns, "region"):
             value = getattr(lead, column)
-            row[f"skill_match_{column}"] = float(
-                not pd.isna(value) and value.strip().lower() in tags
-            )
-        row["region_match"] = float(not pd.isna(rep.region) and rep.region == lead.region)
+            same = [h for h in given if _same(getattr(leads[h.lead_id], column), value)]
+            row[f"rep_{column}_share"] = len(same) / max(len(given), 1)
         rows.append(row)
     return pd.DataFrame(rows, index=pairs.index)
 
@@ -253,3 +249,91 @@ def test_rewriting_or_deleting_the_future_changes_no_feature_at_t(seed, t_days, 
     )
     before = before.loc[before["at"] < t].reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after.reset_index(drop=True))
+
+
+def rewrite_the_present(data: CrmData, t: pd.Timestamp, seed: int) -> CrmData:
+    """What today's export may say that was not so at t: every rep's team, region, skills,
+    capacity, name and status rewritten at random, a rep hired after t, and every lead created
+    at or after t rewritten (its columns, its account), plus new leads after t."""
+    rng = np.random.default_rng(seed)
+    reps = data.reps.copy()
+    n = len(reps)
+    reps["team"] = rng.choice(["t1", "t2", "t3", None], n)
+    reps["region"] = rng.choice(["EU", "US", None], n)
+    reps["skills"] = rng.choice(["Retail", "software;pro", "Basic", None], n)
+    reps["daily_capacity"] = pd.array(rng.integers(0, 9, n), dtype="Int64")
+    reps["active"] = rng.random(n) < 0.5
+    reps["name"] = [f"renamed {i}" for i in range(n)]
+    hired = t + pd.Timedelta(days=float(rng.uniform(0, 10)))
+    newcomer = pd.DataFrame(
+        {
+            "rep_id": ["R9"],
+            "name": ["new"],
+            "team": ["t1"],
+            "region": ["EU"],
+            "hire_date": [hired],
+            "skills": ["Retail"],
+            "daily_capacity": pd.array([4], dtype="Int64"),
+            "active": [True],
+        }
+    )
+    leads = data.leads.copy()
+    later = leads["created_at"] >= t
+    k = int(later.sum())
+    leads.loc[later, "source"] = rng.choice(["web", "event", "partner"], k)
+    leads.loc[later, "industry"] = rng.choice(["Retail", "Software", "Energy"], k)
+    leads.loc[later, "region"] = rng.choice(["EU", "US"], k)
+    leads.loc[later, "product"] = rng.choice(["Basic", "Pro"], k)
+    leads.loc[later, "account_id"] = rng.choice(["A1", "A2", "A9"], k)
+    leads.loc[later, "expected_value"] = rng.uniform(0, 1000, k)
+    leads.loc[later, "x_score"] = rng.normal(size=k)
+    fresh = leads.head(3).assign(
+        lead_id=["N1", "N2", "N3"],
+        created_at=[t + pd.Timedelta(hours=h) for h in (1, 5, 30)],
+        industry="Retail",
+        account_id="A1",
+    )
+    return replace(
+        data,
+        reps=pd.concat([reps, newcomer], ignore_index=True),
+        leads=pd.concat([leads, fresh], ignore_index=True),
+    )
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    t_days=st.floats(0, 90, allow_nan=False),
+    mutation_seed=st.integers(0, 10_000),
+)
+def test_rewriting_the_reps_and_leads_after_t_changes_no_feature_before_t(
+    seed, t_days, mutation_seed
+):
+    data = random_crm(seed, n_assignments=30)
+    t = (T0 + pd.Timedelta(days=t_days)).round("s")
+    changed = rewrite_the_present(data, t, mutation_seed)
+
+    # Scoring at t: the leads known at t, with every rep known at t.
+    known = data.leads.loc[data.leads["created_at"] < t].head(6)
+    reps = data.reps.loc[data.reps["hire_date"] < t, "rep_id"]
+    candidates = pd.DataFrame(
+        {
+            "lead_id": np.repeat(known["lead_id"].to_numpy(), len(reps)),
+            "rep_id": np.tile(reps.to_numpy(), len(known)),
+        }
+    )
+    if len(candidates):
+        scoring = [
+            build_scoring_pairs(d, known, as_of=t, config=CONFIG, candidates=candidates)
+            for d in (data, changed)
+        ]
+        pd.testing.assert_frame_equal(scoring[0], scoring[1])
+
+    # Training rows made before t keep their features (and their labels).
+    far = T0 + pd.Timedelta(days=400)
+    before, after = (build_training_pairs(d, as_of=far, config=CONFIG) for d in (data, changed))
+    pd.testing.assert_frame_equal(
+        before.loc[before["at"] < t].reset_index(drop=True),
+        after.loc[after["at"] < t].reset_index(drop=True),
+    )

@@ -168,7 +168,7 @@ def _pairs(n: int = 400, *, wins: int | None = None, reps: int = 4) -> pd.DataFr
     numeric = ["company_size", "expected_value", "created_weekday", "created_hour"]
     numeric += ["lead_age_days", "account_outcomes", "account_win_rate", "rep_tenure_days"]
     numeric += ["rep_outcomes", "rep_win_rate", "rep_open_load", "rep_recent_volume"]
-    numeric += ["rep_daily_capacity", "rep_load_per_capacity", "region_match"]
+    numeric += ["rep_region_share"]
     for column in numeric:
         frame[column] = rng.uniform(0, 1, n)
     return frame
