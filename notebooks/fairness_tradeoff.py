@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -17,40 +18,67 @@
 # wins, not in the model's own belief.
 #
 # This notebook replays a few days of the `default` world (three to five minutes, most of it
-# training; `DAYS = 30` gives the full picture in about eight) with leadmatch at several band
-# widths, and plots wins against the band, next to round-robin and the oracle. (The `small`
-# world is quicker, but its history is too short for the model to find a reliable rep signal:
-# leadmatch then only balances, and the curve is flat.) Run it top to bottom:
+# training; `LEADMATCH_DAYS=30` gives the full picture in about eight) with leadmatch at several
+# band widths, and plots wins against the band, next to round-robin and the oracle. (The `small`
+# world, `LEADMATCH_SCENARIO=small`, is quicker, but its history is too short for the model to
+# find a reliable rep signal: leadmatch then only balances, and the curve is flat.) Run it top to
+# bottom in JupyterLab (`make notebooks`), or as a script:
 #
 #     uv run --locked python notebooks/fairness_tradeoff.py
+#     LEADMATCH_SCENARIO=small LEADMATCH_DAYS=1 uv run --locked python notebooks/fairness_tradeoff.py
 #
-# (or open it in Jupyter with jupytext). It calls the same pure functions as the `backtest` flow,
-# without Prefect or MLflow.
+# `LEADMATCH_FIGURES=DIR` also saves the figures there as PNG. It calls the same pure functions
+# as the `backtest` flow, without Prefect or MLflow.
 
 # %%
-import matplotlib
+# %matplotlib inline
+import os
+from pathlib import Path
 
-matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from features.pairs import build_training_pairs  # noqa: E402
-from models.training import train_and_evaluate  # noqa: E402
-from pipelines.backtest import (  # noqa: E402
+from features.pairs import build_training_pairs
+from models.training import train_and_evaluate
+from pipelines.backtest import (
     fairness_curve,
     policy_figures,
     policy_table,
     replay,
     rep_shares,
 )
-from pipelines.config import LeadmatchConfig  # noqa: E402
-from simulation import simulate  # noqa: E402
+from pipelines.config import LeadmatchConfig
+from simulation import simulate
 
-SCENARIO, DAYS, SEED = "default", 3, 0
+SCENARIO = os.environ.get("LEADMATCH_SCENARIO") or "default"
+DAYS = int(os.environ.get("LEADMATCH_DAYS") or 3)
+SEED = 0
 BANDS = (0.05, 0.1, 0.3, 0.5)
+# As a notebook (no __file__), Jupyter runs this in the notebook's folder; a relative
+# LEADMATCH_FIGURES is then read from the repository's root, where `make notebooks` was typed.
+NOTEBOOK = "__file__" not in globals()
+HERE = Path.cwd().parent if NOTEBOOK else Path.cwd()
+FIGURES = os.environ.get("LEADMATCH_FIGURES") or None
 config = LeadmatchConfig()
+pd.set_option("display.width", 160)
+figures: dict[str, Figure] = {}
+
+
+def keep(fig: Figure, name: str) -> None:
+    """Lay the figure out, remember it, save it as PNG when LEADMATCH_FIGURES is set, and show it
+    under its cell when run as a notebook (a figure made without pyplot only shows when displayed:
+    the `%matplotlib inline` above gives it its PNG form)."""
+    fig.tight_layout()
+    figures[name] = fig
+    if FIGURES:
+        (HERE / FIGURES).mkdir(parents=True, exist_ok=True)
+        fig.savefig(HERE / FIGURES / f"fairness_{name}.png", dpi=100)
+    if NOTEBOOK:
+        from IPython.display import display
+
+        display(fig)
+
 
 # %% [markdown]
 # ## Train on the history, as `leadmatch train` would
@@ -68,10 +96,9 @@ print(trained.rep_signal.summary())
 
 # %%
 result = replay(world, trained.model, days=DAYS, seed=SEED, config=config, bands=BANDS)
-figures = policy_figures(result, config)
-table = policy_table(figures)
-curve = fairness_curve(figures, config)
-pd.set_option("display.width", 160)
+per_policy = policy_figures(result, config)
+table = policy_table(per_policy)
+curve = fairness_curve(per_policy, config)
 print(table[["policy", "expected_wins", "lift_vs_round_robin", "oracle_lift_captured",
              "soft_violations", "unreachable_violations", "max_value_share_deviation"]].round(3).to_string(index=False))
 print(curve.round(3).to_string(index=False))
@@ -84,7 +111,7 @@ print(curve.round(3).to_string(index=False))
 # between the dashed "no fairness" line and a point is the price of that band.
 
 # %%
-wins = figures["expected_wins"]
+wins = per_policy["expected_wins"]
 finite = curve.loc[np.isfinite(curve["band"])]
 fig = Figure(figsize=(7, 4))
 ax = fig.add_subplot()
@@ -98,17 +125,34 @@ for name, style in [
     ax.annotate(name, (finite["band"].max(), wins[name]), ha="right", va="bottom", fontsize=8)
 ax.set_xlabel("value-share band (± share of the fair share)")
 ax.set_ylabel("true expected wins")
-ax.set_title(f"{SCENARIO}: {DAYS} days replayed")
-fig.tight_layout()
-fig
+ax.set_title(f"{SCENARIO}: {DAYS} day{'' if DAYS == 1 else 's'} replayed")
+keep(fig, "curve")
 
 # %% [markdown]
 # ## Who gets the value
 #
 # Each rep's share of the value (what the leads are worth under round-robin) against their
-# fair share, per policy: the band is what keeps leadmatch's dots near the diagonal.
+# fair share, per policy: the band is what keeps leadmatch's dots near the diagonal (the dotted
+# lines are the configured band; it holds over the nightly run's rolling window, so the whole
+# replay can stray a little past it).
 
 # %%
 shares = rep_shares(result)
 spread = shares.assign(ratio=shares["value_share"] / shares["capacity_share"])
 print(spread.groupby("policy")["ratio"].agg(["min", "max"]).round(2).loc[list(table["policy"])])
+band = config.matching.fairness.value_share.band
+shown = {"round_robin": "s", "leadmatch_no_fairness": "^", "leadmatch": "o"}
+fig = Figure(figsize=(5.5, 5))
+ax = fig.add_subplot()
+for name, marker in shown.items():
+    mine = shares.loc[shares["policy"] == name]
+    ax.scatter(mine["capacity_share"], mine["value_share"], marker=marker, label=name, alpha=0.7)
+top = float(shares.loc[shares["policy"].isin(shown), ["capacity_share", "value_share"]].max().max())
+top *= 1.05
+ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
+for factor in (1 - band, 1 + band):
+    ax.plot([0, top], [0, top * factor], color="grey", linestyle=":", linewidth=1)
+ax.set(xlim=(0, top), ylim=(0, top), xlabel="fair share (share of capacity)", ylabel="value share")
+ax.set_title(f"each rep's share of the value (band ±{band:.0%})")
+ax.legend(fontsize=8)
+keep(fig, "shares")

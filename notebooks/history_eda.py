@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -14,15 +15,16 @@
 # Before any model: what is in a CRM history folder, how noisy it is, and how unevenly the
 # historical routing shared the leads out (the unfairness leadmatch is meant to fix). By default
 # it reads the committed sample `data/sample/` (the `small` simulated world: 12 reps, four
-# months); point it at any data folder with environment variables:
+# months). Open it in JupyterLab with `make notebooks` (each figure shows under its cell), or run
+# it as a script; environment variables point it at any data folder (for JupyterLab, set them on
+# the `make notebooks` command):
 #
 #     uv run --locked python notebooks/history_eda.py
 #     LEADMATCH_DATA=../shared/data/maven-crm-sales-opportunities LEADMATCH_MAPPING=maven \
 #         uv run --locked python notebooks/history_eda.py
 #
-# `LEADMATCH_FIGURES=DIR` also saves every figure there as PNG (by default the figures are only
-# built, and shown when the notebook is opened in Jupyter with jupytext). Measured with the first
-# command on the 2-core development machine: 8 s on `data/sample/` (about 6 s of it imports),
+# `LEADMATCH_FIGURES=DIR` also saves every figure there as PNG. Measured with the first command
+# on the 2-core development machine: 8 s on `data/sample/` (about 6 s of it imports),
 # 8 s on the Maven export. It calls the same pure library functions as the flows
 # (`load_data_folder`, `build_training_pairs`, the point-in-time rep features), without Prefect
 # or MLflow.
@@ -32,29 +34,30 @@
 # than the window are left out, not counted as losses. Intervals are 95% Jeffreys intervals.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy.stats import beta
 
-matplotlib.use("Agg")
+from features.daily import leads_to_place, snapshot
+from features.describe import describe_crm, usability_problems
+from features.leads import LEAD_CATEGORICAL
+from features.pairs import build_training_pairs, default_as_of
+from features.reps import index_history, rep_features
+from models.evaluation import tenure_band
+from pipelines.config import LeadmatchConfig
+from pipelines.io import load_data_folder
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from scipy.stats import beta  # noqa: E402
-
-from features.daily import leads_to_place, snapshot  # noqa: E402
-from features.describe import describe_crm, usability_problems  # noqa: E402
-from features.leads import LEAD_CATEGORICAL  # noqa: E402
-from features.pairs import build_training_pairs, default_as_of  # noqa: E402
-from features.reps import index_history, rep_features  # noqa: E402
-from models.evaluation import tenure_band  # noqa: E402
-from pipelines.config import LeadmatchConfig  # noqa: E402
-from pipelines.io import load_data_folder  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
-DATA = Path(os.environ.get("LEADMATCH_DATA") or ROOT / "data" / "sample")
+# As a notebook (no __file__), Jupyter runs this in the notebook's folder; relative paths in the
+# environment variables are then read from the repository's root, where `make notebooks` was typed.
+NOTEBOOK = "__file__" not in globals()
+ROOT = Path.cwd().parent if NOTEBOOK else Path(__file__).resolve().parents[1]
+HERE = ROOT if NOTEBOOK else Path.cwd()
+DATA = HERE / (os.environ.get("LEADMATCH_DATA") or ROOT / "data" / "sample")
 MAPPING = os.environ.get("LEADMATCH_MAPPING") or None
 FIGURES = os.environ.get("LEADMATCH_FIGURES") or None
 config = LeadmatchConfig()
@@ -63,14 +66,19 @@ pd.set_option("display.width", 160)
 figures: dict[str, Figure] = {}
 
 
-def keep(fig: Figure, name: str) -> Figure:
-    """Lay the figure out, remember it, and save it as PNG when LEADMATCH_FIGURES is set."""
+def keep(fig: Figure, name: str) -> None:
+    """Lay the figure out, remember it, save it as PNG when LEADMATCH_FIGURES is set, and show it
+    under its cell when run as a notebook (a figure made without pyplot only shows when displayed:
+    the `%matplotlib inline` above gives it its PNG form)."""
     fig.tight_layout()
     figures[name] = fig
     if FIGURES:
-        Path(FIGURES).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(FIGURES) / f"eda_{name}.png", dpi=100)
-    return fig
+        (HERE / FIGURES).mkdir(parents=True, exist_ok=True)
+        fig.savefig(HERE / FIGURES / f"eda_{name}.png", dpi=100)
+    if NOTEBOOK:
+        from IPython.display import display
+
+        display(fig)
 
 
 def win_rates(frame: pd.DataFrame, by: str | pd.Series) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -17,57 +18,60 @@
 # metrics against the lead-only and logistic baselines, calibration overall and per tenure band,
 # what the trees use, the rep-signal test, explanations of single pairs, and where it is weakest.
 # On the committed simulator sample the truth is known, so the last part compares the model with
-# the best probability any model could reach; that part is skipped on real data.
+# the best probability any model could reach; that part is skipped on real data. Open it in
+# JupyterLab with `make notebooks` (each figure shows under its cell), or run it as a script; the
+# same environment variables as `history_eda.py` choose the data (for JupyterLab, set them on the
+# `make notebooks` command):
 #
 #     uv run --locked python notebooks/model_diagnostics.py
 #     LEADMATCH_DATA=../shared/data/maven-crm-sales-opportunities LEADMATCH_MAPPING=maven \
 #         uv run --locked python notebooks/model_diagnostics.py
 #
-# `LEADMATCH_FIGURES=DIR` also saves every figure there as PNG (by default they are only built,
-# and shown when the notebook is opened in Jupyter with jupytext). Measured with the first
-# command on the 2-core development machine: 12 s on `data/sample/` when the machine is quiet,
+# `LEADMATCH_FIGURES=DIR` also saves every figure there as PNG. Measured with the first command
+# on the 2-core development machine: 12 s on `data/sample/` when the machine is quiet,
 # up to 30 s when other jobs compete for the cores (LightGBM's two threads suffer most); 35 s on
 # the Maven export when quiet, up to about 2.5 minutes under load. No Prefect, no MLflow: the
 # same pure functions the train flow wraps.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from features.pairs import (  # noqa: E402
+from features.pairs import (
     KEY_COLUMNS,
     TARGET,
     build_pairs_at,
     build_training_pairs,
     feature_columns,
 )
-from models.evaluation import (  # noqa: E402
+from models.evaluation import (
     calibration_by_group,
     calibration_table,
     evaluate,
     tenure_band,
 )
-from models.explain import explain  # noqa: E402
-from models.rep_signal import rep_signal_test  # noqa: E402
-from models.splits import time_split  # noqa: E402
-from models.training import LEAD_ONLY, LOGISTIC, PAIR, train_and_evaluate  # noqa: E402
-from pipelines.config import LeadmatchConfig  # noqa: E402
-from pipelines.io import load_data_folder  # noqa: E402
-from simulation import simulate  # noqa: E402
+from models.explain import explain
+from models.rep_signal import rep_signal_test
+from models.splits import time_split
+from models.training import LEAD_ONLY, LOGISTIC, PAIR, train_and_evaluate
+from pipelines.config import LeadmatchConfig
+from pipelines.io import load_data_folder
+from simulation import simulate
 
-ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
+# As a notebook (no __file__), Jupyter runs this in the notebook's folder; relative paths in the
+# environment variables are then read from the repository's root, where `make notebooks` was typed.
+NOTEBOOK = "__file__" not in globals()
+ROOT = Path.cwd().parent if NOTEBOOK else Path(__file__).resolve().parents[1]
+HERE = ROOT if NOTEBOOK else Path.cwd()
 SAMPLE = ROOT / "data" / "sample"
 # data/sample/ is `leadmatch simulate --scenario small --seed 0`: its truth can be recomputed.
 SAMPLE_SCENARIO, SAMPLE_SEED = "small", 0
-DATA = Path(os.environ.get("LEADMATCH_DATA") or SAMPLE)
+DATA = HERE / (os.environ.get("LEADMATCH_DATA") or SAMPLE)
 MAPPING = os.environ.get("LEADMATCH_MAPPING") or None
 FIGURES = os.environ.get("LEADMATCH_FIGURES") or None
 config = LeadmatchConfig()
@@ -76,14 +80,19 @@ pd.set_option("display.width", 160)
 figures: dict[str, Figure] = {}
 
 
-def keep(fig: Figure, name: str) -> Figure:
-    """Lay the figure out, remember it, and save it as PNG when LEADMATCH_FIGURES is set."""
+def keep(fig: Figure, name: str) -> None:
+    """Lay the figure out, remember it, save it as PNG when LEADMATCH_FIGURES is set, and show it
+    under its cell when run as a notebook (a figure made without pyplot only shows when displayed:
+    the `%matplotlib inline` above gives it its PNG form)."""
     fig.tight_layout()
     figures[name] = fig
     if FIGURES:
-        Path(FIGURES).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(FIGURES) / f"model_{name}.png", dpi=100)
-    return fig
+        (HERE / FIGURES).mkdir(parents=True, exist_ok=True)
+        fig.savefig(HERE / FIGURES / f"model_{name}.png", dpi=100)
+    if NOTEBOOK:
+        from IPython.display import display
+
+        display(fig)
 
 
 # %% [markdown]
