@@ -44,6 +44,17 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
         # get_indexer gives -1 for unseen values, so +1 lands them on UNKNOWN_CODE.
         return X.assign(**codes)
 
+    def known_shares(self, X: pd.DataFrame) -> dict[str, float]:
+        """Per encoded column present in ``X``: the share of rows whose value has a code of its
+        own (not :data:`UNKNOWN_CODE`); columns of an empty ``X`` are left out."""
+        if X.empty:
+            return {}
+        return {
+            column: float((vocabulary.get_indexer(_as_text(X[column]).to_numpy()) >= 0).mean())
+            for column, vocabulary in self.vocabularies_.items()
+            if column in X
+        }
+
 
 def _as_text(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), MISSING).astype(str)

@@ -34,20 +34,43 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -
     return float((gap * table["n"]).sum() / table["n"].sum())
 
 
+def ece_noise_floor(p: np.ndarray, n_bins: int = 10) -> float:
+    """The expected calibration error a *perfectly* calibrated model with predictions ``p`` would
+    still show on this many pairs, from sampling noise alone.
+
+    Each equal-count bin's observed win share scatters around its mean prediction with standard
+    deviation ``sqrt(sum p(1 - p)) / n``; the mean absolute value of that (normal) scatter is
+    ``sd * sqrt(2 / pi)``, weighted by bin size as in :func:`expected_calibration_error`. An ECE
+    near this floor is as calibrated as the held-out slice can tell.
+    """
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p, kind="stable")
+    bins = np.empty(len(p), dtype=int)
+    bins[order] = np.arange(len(p)) * n_bins // max(len(p), 1)
+    variance = np.bincount(bins, weights=p * (1.0 - p))
+    sizes = np.bincount(bins).astype(float)
+    used = sizes > 0
+    sd = np.sqrt(variance[used]) / sizes[used]
+    return float((sd * np.sqrt(2.0 / np.pi) * sizes[used]).sum() / sizes.sum())
+
+
 def evaluate(y: np.ndarray, p: np.ndarray, *, n_bins: int = 10) -> dict[str, float]:
     """Held-out metrics of win probabilities ``p`` against 0/1 outcomes ``y``.
 
-    Keys: ``n``, ``base_rate``, ``roc_auc`` (NaN with one class), ``log_loss``, ``brier``,
-    ``ece`` (equal-count bins).
+    Keys: ``n``, ``base_rate``, ``mean_predicted``, ``roc_auc`` (NaN with one class),
+    ``log_loss``, ``brier``, ``ece`` (equal-count bins) and ``ece_noise`` (the ECE a perfectly
+    calibrated model would show on these pairs: :func:`ece_noise_floor`).
     """
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
     return {
         "n": float(len(y)),
         "base_rate": float(y.mean()),
+        "mean_predicted": float(p.mean()),
         "roc_auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
         "log_loss": float(log_loss(y, p, labels=[0, 1])),
         "brier": float(brier_score_loss(y, p)),
         "ece": expected_calibration_error(y, p, n_bins),
+        "ece_noise": ece_noise_floor(p, n_bins),
     }
 
 

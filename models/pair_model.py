@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 
 from features.config import SegmentColumn
 from features.pairs import TARGET, feature_columns
@@ -26,13 +27,14 @@ class PairModel(ClassifierMixin, BaseEstimator):
     ``fit(pairs)`` takes a training-pair frame (``features.pairs.build_training_pairs``: columns
     ``at``, ``won``, ``mature`` and the features). The trees learn from the pairs before the most
     recent ``calibration_fraction`` of mature pairs (:func:`models.splits.time_split_masks`); the
-    calibration map (isotonic or Platt) is fitted on the trees' scores on that later slice, so
-    the probabilities are honest for pairs the trees never saw.
+    calibration map (isotonic or Platt, ``ModelConfig.calibration``) is fitted on the trees'
+    scores on that later slice, so the probabilities are honest for pairs the trees never saw.
     ``rep_information=False`` gives the lead-only baseline: same learner, lead columns only.
 
     Learned state: ``categorical_features_``, ``numeric_features_``, ``feature_names_in_``,
     ``encoder_`` (stable integer codes), ``booster_`` (the fitted ``LGBMClassifier``),
-    ``calibrator_``, ``calibration_start_`` (first ``at`` of the calibration slice),
+    ``calibrator_`` (``calibration_method_`` says which: "isotonic" or "platt"),
+    ``calibration_start_`` (first ``at`` of the calibration slice),
     ``classes_``; and ``rep_signal_`` (:class:`models.rep_signal.RepSignal`), which
     :func:`models.training.train_and_evaluate` stores once the held-out rep-signal test has run.
     """
@@ -69,6 +71,11 @@ class PairModel(ClassifierMixin, BaseEstimator):
             cat_smooth=params.cat_smooth,
             n_jobs=params.n_jobs,
             random_state=config.seed,
+            # The same data, seed and thread count give the same trees on every run: LightGBM's
+            # docs ask for deterministic=True together with a forced histogram layout (row-wise
+            # or column-wise), since choosing between them at run time can differ.
+            deterministic=True,
+            force_row_wise=True,
             verbose=-1,
         )
         callbacks = (
@@ -86,7 +93,12 @@ class PairModel(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
         )
         scores = self.booster_.predict(X[late], raw_score=True)
-        self.calibrator_ = _fit_calibrator(scores, target[late], config)
+        self.calibrator_ = _fit_calibrator(
+            scores, target[late], pairs.loc[late, "at"].to_numpy(), config
+        )
+        self.calibration_method_ = (
+            "isotonic" if isinstance(self.calibrator_, IsotonicRegression) else "platt"
+        )
         self.classes_ = np.array([0, 1])
         return self
 
@@ -105,12 +117,9 @@ class PairModel(ClassifierMixin, BaseEstimator):
 
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated win probabilities of raw tree log-odds ``scores``."""
-        floor = (self.config or ModelConfig()).probability_floor
-        if isinstance(self.calibrator_, IsotonicRegression):
-            p = self.calibrator_.predict(scores)
-        else:
-            p = self.calibrator_.predict_proba(np.asarray(scores).reshape(-1, 1))[:, 1]
-        return np.clip(p, floor, 1.0 - floor)
+        return _calibrated(
+            self.calibrator_, scores, (self.config or ModelConfig()).probability_floor
+        )
 
     def design_matrix(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """The model inputs of ``pairs``: categories as learned integer codes, numbers as float."""
@@ -206,13 +215,65 @@ def _check_rep_overlap(pairs: pd.DataFrame) -> None:
 
 
 def _fit_calibrator(
-    scores: np.ndarray, target: np.ndarray, config: ModelConfig
+    scores: np.ndarray, target: np.ndarray, at: np.ndarray, config: ModelConfig
 ) -> IsotonicRegression | LogisticRegression:
-    if config.calibration == "isotonic":
-        return IsotonicRegression(
-            y_min=config.probability_floor,
-            y_max=1.0 - config.probability_floor,
-            out_of_bounds="clip",
-        ).fit(scores, target)
+    method = config.calibration
+    if method == "auto":
+        method = choose_calibration(scores, target, at, config)
+    if method == "isotonic":
+        return _isotonic(scores, target, config)
+    return _platt(scores, target)
+
+
+def _isotonic(scores: np.ndarray, target: np.ndarray, config: ModelConfig) -> IsotonicRegression:
+    return IsotonicRegression(
+        y_min=config.probability_floor,
+        y_max=1.0 - config.probability_floor,
+        out_of_bounds="clip",
+    ).fit(scores, target)
+
+
+def _platt(scores: np.ndarray, target: np.ndarray) -> LogisticRegression:
     # Platt scaling on the log-odds: a slope and an intercept, practically unpenalised.
     return LogisticRegression(C=1e6).fit(np.asarray(scores).reshape(-1, 1), target)
+
+
+def choose_calibration(
+    scores: np.ndarray, target: np.ndarray, at: np.ndarray, config: ModelConfig
+) -> str:
+    """The calibration map ``calibration: auto`` fits to raw tree ``scores`` with 0/1 ``target``
+    at times ``at``: "isotonic" when the slice holds at least ``isotonic_min_pairs`` pairs and,
+    fitted on its earlier 70% (by time), isotonic predicts the latest 30% with a lower log loss
+    than Platt; else "platt".
+
+    Isotonic regression can follow a score distribution no sigmoid fits (e.g. a group of
+    near-certain losses beside a middle where the scores tell little), but it overfits a small
+    slice. The choice is judged forward in time, as the model will be used: folds that predict
+    the past from the future favour whichever map extrapolates backwards, which says nothing.
+    """
+    if len(scores) < config.isotonic_min_pairs:
+        return "platt"
+    scores, target = np.asarray(scores, dtype=float), np.asarray(target)
+    order = np.argsort(np.asarray(at, dtype="datetime64[ns]"), kind="stable")
+    fit, held = order[: int(0.7 * len(order))], order[int(0.7 * len(order)) :]
+    if len(np.unique(target[fit])) < 2:
+        return "platt"
+    floor = config.probability_floor
+    losses = {
+        name: log_loss(target[held], _calibrated(calibrator, scores[held], floor), labels=[0, 1])
+        for name, calibrator in (
+            ("isotonic", _isotonic(scores[fit], target[fit], config)),
+            ("platt", _platt(scores[fit], target[fit])),
+        )
+    }
+    return "isotonic" if losses["isotonic"] < losses["platt"] else "platt"
+
+
+def _calibrated(
+    calibrator: IsotonicRegression | LogisticRegression, scores: np.ndarray, floor: float
+) -> np.ndarray:
+    if isinstance(calibrator, IsotonicRegression):
+        p = calibrator.predict(scores)
+    else:
+        p = calibrator.predict_proba(np.asarray(scores).reshape(-1, 1))[:, 1]
+    return np.clip(p, floor, 1.0 - floor)

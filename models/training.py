@@ -20,17 +20,22 @@ from models.rep_signal import RepSignal, rep_signal_test
 from models.splits import time_split
 
 PAIR, LEAD_ONLY, LOGISTIC = "pair_model", "lead_only", "logistic"
+# Ties in held-out log loss go to the earlier model: the pair model, then the simpler logistic.
+MODELS = (PAIR, LOGISTIC, LEAD_ONLY)
 
 
 @dataclass(frozen=True)
 class TrainingResult:
     """What one training run produced.
 
-    ``model`` is the pair model to serve (its ``rep_signal_`` holds the verdict);
-    ``baselines`` the lead-only and logistic models fitted on the same training slice;
-    ``metrics`` model name -> :func:`models.evaluation.evaluate` on the held-out slice;
-    ``calibration_by_tenure`` the pair model's calibration per rep tenure band; ``test`` the
-    held-out pairs' keys, ``won``, ``rep_tenure_days`` and one ``p_<model>`` column per model.
+    ``model`` is the LightGBM pair model (its ``rep_signal_`` holds the verdict); ``baselines``
+    the lead-only and logistic models fitted on the same training slice; ``served`` names the
+    one of the three with the lowest held-out log loss, the one to register and serve
+    (:attr:`served_model`); ``metrics`` model name -> :func:`models.evaluation.evaluate` on the
+    held-out slice; ``calibration_by_tenure`` the served model's calibration per rep tenure
+    band; ``test`` the held-out pairs' keys, ``won``, ``rep_tenure_days`` and one ``p_<model>``
+    column per model; ``n_train`` the pairs the models were fitted on, all assigned before
+    ``test_start`` (the first ``at`` of the held-out slice).
     """
 
     model: PairModel
@@ -40,12 +45,33 @@ class TrainingResult:
     rep_signal: RepSignal
     test: pd.DataFrame
     n_train: int
+    served: str
+    test_start: pd.Timestamp
+
+    @property
+    def served_model(self):
+        """The fitted model named :attr:`served` (it carries ``rep_signal_`` too)."""
+        return self.model if self.served == PAIR else self.baselines[self.served]
+
+    def served_reason(self) -> str:
+        """Why the served model was chosen, in one sentence."""
+        losses = {name: self.metrics[name]["log_loss"] for name in MODELS if name in self.metrics}
+        others = ", ".join(f"{n} {v:.4f}" for n, v in losses.items() if n != self.served)
+        text = (
+            f"{self.served} has the lowest held-out log loss ({losses[self.served]:.4f}; "
+            f"{others}) and is the model served"
+        )
+        if self.served == LEAD_ONLY:
+            text += ": it has no rep information, so matching only balances value and load"
+        return text
 
     def flat_metrics(self) -> dict[str, float]:
-        """``<model>.<metric>`` -> value, plus the rep-signal figures, for a tracking server."""
+        """``<model>.<metric>`` -> value (``served.<metric>`` too), plus the rep-signal figures,
+        for a tracking server."""
         out = {
             f"{name}.{key}": value for name, m in self.metrics.items() for key, value in m.items()
         }
+        out.update({f"served.{key}": value for key, value in self.metrics[self.served].items()})
         signal = self.rep_signal.to_dict()
         out.update(
             {f"rep_signal.{k}": float(v) for k, v in signal.items() if isinstance(v, int | float)}
@@ -62,7 +88,8 @@ class TrainingResult:
 def train_and_evaluate(pairs: pd.DataFrame, config: ModelConfig | None = None) -> TrainingResult:
     """Split ``pairs`` (from ``build_training_pairs``) by time, fit the pair model, the lead-only
     and the logistic baselines on the earlier part, and judge all three on the most recent
-    ``test_fraction`` of mature pairs. Raises ``ValueError`` when the data cannot support a model.
+    ``test_fraction`` of mature pairs; the one with the lowest held-out log loss is served.
+    Raises ``ValueError`` when the data cannot support a model.
     """
     config = config or ModelConfig()
     train, test = time_split(pairs, config.test_fraction)
@@ -83,20 +110,23 @@ def train_and_evaluate(pairs: pd.DataFrame, config: ModelConfig | None = None) -
         level=config.signal_level,
         seed=config.seed,
     )
-    model = models[PAIR]
-    model.rep_signal_ = signal
+    served = min(MODELS, key=lambda name: metrics[name]["log_loss"])
+    for fitted in (models[PAIR], models[served]):
+        fitted.rep_signal_ = signal
     bands = tenure_band(test["rep_tenure_days"], config.tenure_bands_days)
     held_out = test[["lead_id", "rep_id", "at", TARGET, "rep_tenure_days"]].assign(
         **{f"p_{name}": p for name, p in predictions.items()}
     )
     return TrainingResult(
-        model=model,
+        model=models[PAIR],
         baselines={LEAD_ONLY: models[LEAD_ONLY], LOGISTIC: models[LOGISTIC]},
         metrics=metrics,
         calibration_by_tenure=calibration_by_group(
-            y, predictions[PAIR], np.asarray(bands), n_bins=config.ece_bins
+            y, predictions[served], np.asarray(bands), n_bins=config.ece_bins
         ),
         rep_signal=signal,
         test=held_out.reset_index(drop=True),
         n_train=len(train),
+        served=served,
+        test_start=pd.Timestamp(test["at"].min()),
     )
