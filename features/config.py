@@ -73,3 +73,19 @@ class FeatureConfig(BaseModel):
             "the rep's experience as of each pair's time, instead of today's skills."
         ),
     )
+
+
+class PrivacyConfig(BaseModel):
+    """What is done with columns that look like personal data (``features.privacy``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allow_columns: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Columns that look like personal data (an e-mail, phone or person-name column, by "
+            "its name or its values) but may be kept, e.g. x_contact_channel or "
+            "leads.x_contact_channel. By default every such column beyond the data contract is "
+            "dropped when the data is loaded, so it is never a feature and never stored."
+        ),
+    )

@@ -18,13 +18,14 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.privacy import PersonalColumn, drop_personal_columns
 from features.schemas import CrmData, CrmValidationError, Origin, check_crm
 from pipelines.errors import UserFacingError
 
@@ -43,11 +44,13 @@ class DataError(UserFacingError):
 
 @dataclass(frozen=True)
 class LoadedData:
-    """Validated canonical tables, where they came from, and what an adapter repaired."""
+    """Validated canonical tables, where they came from, what an adapter repaired, and the
+    columns dropped because they look like personal data (``features.privacy``)."""
 
     data: CrmData
     files: dict[str, Path]
     repairs: list[str] = field(default_factory=list)
+    personal: list[PersonalColumn] = field(default_factory=list)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -158,7 +161,11 @@ def _existing_folder(folder: Path) -> Path:
 
 
 def load_data_folder(
-    folder: Path, mapping: str | Path | None = None, *, timezone: str = "UTC"
+    folder: Path,
+    mapping: str | Path | None = None,
+    *,
+    timezone: str = "UTC",
+    allow_personal: Iterable[str] = (),
 ) -> LoadedData:
     """Load and validate a data folder, in canonical form or through an adapter mapping.
 
@@ -166,11 +173,14 @@ def load_data_folder(
     the name of a built-in mapping (e.g. ``"maven"``), or the path of a YAML column mapping.
     ``timezone`` is the team's clock (``LeadmatchConfig.timezone``): timestamps with a zone are
     converted to it, those without are taken as on it.
-    Raises :class:`DataError` listing every problem with its file, line and column.
+    Columns beyond the contract that look like personal data are dropped (and listed in
+    ``LoadedData.personal``) unless named in ``allow_personal`` (config
+    ``privacy.allow_columns``). Raises :class:`DataError` listing every problem with its file,
+    line and column.
     """
     folder = _existing_folder(folder)
     if mapping is not None:
-        return _load_mapped(folder, mapping, timezone)
+        return _without_personal(_load_mapped(folder, mapping, timezone), allow_personal)
     files: dict[str, Path] = {}
     for stem in CANONICAL_STEMS:
         path = find_table(folder, stem)
@@ -192,7 +202,12 @@ def load_data_folder(
         raise _contract_error(
             f"{folder}: the data does not meet the contract", err, origins
         ) from err
-    return LoadedData(checked.data, files, checked.repairs)
+    return _without_personal(LoadedData(checked.data, files, checked.repairs), allow_personal)
+
+
+def _without_personal(loaded: LoadedData, allowed: Iterable[str]) -> LoadedData:
+    data, dropped = drop_personal_columns(loaded.data, allowed)
+    return replace(loaded, data=data, personal=dropped)
 
 
 def _contract_error(
