@@ -160,8 +160,17 @@ def validate(
     from features.describe import check_history, describe_crm
     from pipelines.io import load_data_folder
 
-    loaded = load_data_folder(path, mapping, timezone=settings.timezone)
+    loaded = load_data_folder(
+        path, mapping, timezone=settings.timezone, allow_personal=settings.privacy.allow_columns
+    )
     _print_mapping(f"{path}", describe_crm(loaded.data))
+    if loaded.personal:
+        console.print(
+            "[bold]Dropped as personal data[/] (never features, never stored; keep one with "
+            "privacy.allow_columns in the config):"
+        )
+        for column in loaded.personal:
+            console.print(f"  - {escape(column.sentence())}")
     if loaded.repairs:
         console.print("[bold]Repaired while loading:[/]")
         for line in loaded.repairs:
@@ -227,8 +236,34 @@ def train(
     data: Annotated[Path, typer.Option(help="Data folder with the CRM history.")],
     config: ConfigOption = None,
     mapping: MappingOption = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Make this version the champion whatever the comparison says (needed after a "
+            "change of label definition or feature set).",
+        ),
+    ] = False,
+    no_promote: Annotated[
+        bool,
+        typer.Option("--no-promote", help="Register this version but leave the champion as is."),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Train and evaluate, say what the registry's gate would decide, log nothing.",
+        ),
+    ] = False,
 ) -> None:
-    """Train the calibrated lead x rep model, compare it with baselines, register it in MLflow."""
+    """Train the pair model and two baselines, serve the best, register it in MLflow.
+
+    The new version becomes the data set's champion only when it beats the current one on the
+    same held-out pairs beyond noise (bootstrap interval above zero), or with --promote.
+    """
+    if promote and no_promote:
+        raise UserError("--promote and --no-promote contradict each other: pass one of them")
+    promotion = "promote" if promote else "never" if no_promote else "gate"
     settings = _settings(config)
     checks.data_folder(data)
     checks.mapping(mapping)
@@ -236,18 +271,46 @@ def train(
     with _flows("training", "pipelines.train"):
         from pipelines.train import metrics_table, train_flow
 
-        summary = train_flow(data, settings, mapping)
+        summary = train_flow(data, settings, mapping, promotion, dry_run)
+    for line in summary.personal_columns:
+        console.print(f"dropped as personal data: {escape(line)}")
     print_label(list(summary.label))
-    table = Table(title=f"held-out metrics ({summary.n_test} pairs, trained on {summary.n_train})")
-    metrics = metrics_table(summary)
-    table.add_column("model")
-    for column in metrics.columns:
-        table.add_column(column, justify="right")
-    for name, row in metrics.iterrows():
-        table.add_row(name, *(f"{v:.4f}" for v in row))
+    table = Table(
+        title=f"held-out metrics ({summary.n_test} pairs, trained on {summary.n_train})",
+        caption="* served. ECE noise: the ECE a perfectly calibrated model would show here.",
+    )
+    columns = {
+        "log_loss": "log loss",
+        "roc_auc": "AUC",
+        "ece": "ECE",
+        "ece_noise": "ECE noise",
+        "mean_predicted": "mean p",
+        "base_rate": "win rate",
+    }
+    table.add_column("model", no_wrap=True)
+    for header in columns.values():
+        table.add_column(header, justify="right", no_wrap=True)
+    for name, row in metrics_table(summary).iterrows():
+        label = f"{name} *" if name == summary.served else str(name)
+        table.add_row(label, *(f"{row[c]:.4f}" for c in columns))
     console.print(table)
+    served = summary.metrics[summary.served]
+    console.print(f"served: {summary.served_reason}")
+    console.print(
+        f"calibration of the served model: ECE {served['ece']:.4f} on the held-out slice (a "
+        f"perfectly calibrated model would show about {served['ece_noise']:.4f} there)"
+    )
     console.print(f"rep signal: {summary.rep_signal}")
-    console.print(f"registered leadmatch-pair version {summary.version}: {summary.decision}")
+    if summary.dry_run:
+        console.print(
+            f"dry run, nothing logged; for {summary.model_name} the gate would say: "
+            f"{summary.decision}"
+        )
+    else:
+        console.print(
+            f"registered {summary.model_name} version {summary.version} (experiment "
+            f"{summary.experiment}): {summary.decision}"
+        )
 
 
 LangOption = Annotated[
@@ -476,8 +539,8 @@ def demo(
     simulate(out=data_dir, scenario="small", seed=seed)
     console.rule("2/4 validate it")
     validate(path=data_dir, mapping=None, config=None)
-    console.rule("3/4 train the pair model")
-    train(data=data_dir, config=None, mapping=None)
+    console.rule("3/4 train the models and register the best")
+    train(data=data_dir, config=None, mapping=None, promote=False, no_promote=False, dry_run=False)
     console.rule("4/4 recommend the next day's assignments")
     created = parse_dates(read_table(data_dir / "leads.csv")["created_at"])
     next_day = (created.max().normalize() + pd.Timedelta(days=1)).date()

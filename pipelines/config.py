@@ -2,7 +2,8 @@
 
 Each library receives only its slice: ``features`` (FeatureConfig), ``model`` (ModelConfig),
 ``matching`` (MatchingConfig), ``off_policy`` (OffPolicyConfig); the pipelines read
-``recommend``, ``paths`` and ``tracking``.
+``recommend``, ``paths``, ``tracking`` and ``privacy`` (PrivacyConfig, applied when data is
+loaded).
 Every field has a documented default, so an empty file (or none) is a valid configuration.
 """
 
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from features.config import FeatureConfig
+from features.config import FeatureConfig, PrivacyConfig
 from matching.config import MatchingConfig
 from models.config import ModelConfig, OffPolicyConfig
 from pipelines.errors import UserFacingError
@@ -45,6 +46,17 @@ class TrackingConfig(BaseModel):
             "Folder of the local MLflow store (mlflow.db) and its artifacts. A relative path is "
             "taken from the config file's folder, or from the project folder when there is no "
             "config file; the LEADMATCH_HOME environment variable overrides it."
+        ),
+    )
+    model_name: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Registered model of this data set; its training runs go to the experiment "
+            "`<model_name>-train`. Default (None): derived from the data folder and the mapping, "
+            "`leadmatch-<folder name>-<6 hex digits of the folder's absolute path and the "
+            "mapping>`, so two companies' exports never share a champion. Set it when the "
+            "data folder moves, or to give the model a name of your own."
         ),
     )
 
@@ -136,6 +148,7 @@ class LeadmatchConfig(BaseModel):
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     paths: Paths = Field(default_factory=Paths)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @field_validator("timezone")
     @classmethod

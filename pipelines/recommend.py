@@ -35,11 +35,12 @@ from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
 from pipelines.outputs import write_plan
+from pipelines.registry import registered_model_name
 from pipelines.report import RecommendSummary, RunReport, write_report
 from pipelines.tracking import (
     CHAMPION,
-    REGISTERED_MODEL,
     TrackingError,
+    config_params,
     use_experiment,
 )
 
@@ -55,7 +56,7 @@ class RecommendError(UserFacingError):
 class Champion:
     """The served model and where it came from."""
 
-    model: object  # pipelines.serving.PairModelPyfunc
+    model: object  # pipelines.serving.LeadmatchModel
     version: str
     rep_signal_used: bool
     rep_signal: str
@@ -64,11 +65,15 @@ class Champion:
 
 @task(cache_policy=NO_CACHE)
 def load_state(
-    path: Path, mapping: str | None, run_date: pd.Timestamp, timezone: str = "UTC"
+    path: Path,
+    mapping: str | None,
+    run_date: pd.Timestamp,
+    timezone: str = "UTC",
+    allow_personal: tuple[str, ...] = (),
 ) -> CrmData:
     """Load and validate the data folder and return what was known at the start of the run date
-    (timestamps on the team's clock ``timezone``)."""
-    data = load_data_folder(path, mapping, timezone=timezone).data
+    (timestamps on the team's clock ``timezone``; ``allow_personal``: privacy.allow_columns)."""
+    data = load_data_folder(path, mapping, timezone=timezone, allow_personal=allow_personal).data
     if data.leads.empty and data.assignments.empty:
         return snapshot(data, run_date)
     first = data.leads["created_at"].min()
@@ -86,32 +91,45 @@ def load_state(
 
 
 @task(cache_policy=NO_CACHE)
-def load_champion(config: LeadmatchConfig) -> Champion:
-    """The registered model with the ``champion`` alias (a clear error when there is none)."""
+def load_champion(config: LeadmatchConfig, name: str, state: CrmData) -> Champion:
+    """The champion of the data set's registered model ``name`` (a clear error when there is
+    none, or when it does not fit the data ``state``: other lead columns, categories or reps)."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     use_experiment(EXPERIMENT, config.tracking)
     try:
-        version = MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+        version = MlflowClient().get_model_version_by_alias(name, CHAMPION)
     except MlflowException as err:
         if "RESOURCE_DOES_NOT_EXIST" in str(err.error_code) or "not found" in str(err).lower():
             raise RecommendError(
-                "no trained model: run `leadmatch train --data ...` first"
+                "no trained model: run `leadmatch train --data ...` first on this data set "
+                f"(its registered model {name} has no champion), or set tracking.model_name "
+                "to the model it was trained as"
             ) from err
         raise TrackingError(f"cannot read the model registry: {err.message}") from err
     try:
-        model = mlflow.pyfunc.load_model(
-            f"models:/{REGISTERED_MODEL}@{CHAMPION}"
-        ).unwrap_python_model()
-    except (MlflowException, OSError) as err:
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
+    except (MlflowException, OSError, AttributeError, ModuleNotFoundError) as err:
         raise TrackingError(
-            f"the champion model (version {version.version}) cannot be loaded: {err}. Retrain with `leadmatch train`."
+            f"the champion model (version {version.version} of {name}) cannot be loaded: {err}. "
+            "Retrain with `leadmatch train`."
         ) from err
-    signal = model.rep_signal
+    problems = model.misfit(state)
+    if problems:
+        raise RecommendError(
+            f"the champion model (version {version.version} of {name}) does not fit this data: "
+            + "; ".join(problems)
+            + ". It was trained on other data: train a model on this data (`leadmatch train "
+            "--data DIR`), or set tracking.model_name to this data's model."
+        )
     return Champion(
-        model, str(version.version), signal.has_signal, signal.summary(), signal.to_dict()
+        model,
+        str(version.version),
+        model.rep_signal_used,
+        model.signal_sentence(),
+        model.rep_signal.to_dict(),
     )
 
 
@@ -289,8 +307,10 @@ def recommend_flow(
         else pd.Timestamp.now(tz=config.timezone).tz_localize(None).normalize()
     )
     out = Path(out) if out else config.paths.recommendations
-    state = load_state(Path(data), mapping, day, config.timezone)
-    champion = load_champion(config)
+    state = load_state(Path(data), mapping, day, config.timezone, config.privacy.allow_columns)
+    champion = load_champion(
+        config, registered_model_name(Path(data), mapping, config.tracking), state
+    )
     pool = leads_to_place(
         state,
         day,
@@ -431,6 +451,7 @@ def log_recommendation(
     d, f = fair.diagnostics, fair.fairness
     use_experiment(EXPERIMENT, config.tracking)
     with mlflow.start_run(run_name=summary.run_date):
+        mlflow.log_params(config_params(config))
         mlflow.set_tags(
             {
                 "run_date": summary.run_date,

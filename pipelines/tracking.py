@@ -24,13 +24,15 @@ from urllib.parse import urlsplit
 from pipelines.errors import UserFacingError
 
 if TYPE_CHECKING:
-    from pipelines.config import TrackingConfig
+    from pipelines.config import LeadmatchConfig, TrackingConfig
 
-REGISTERED_MODEL = "leadmatch-pair"
 CHAMPION = "champion"
 HOME_ENV = "LEADMATCH_HOME"
 SQLITE_HEADER = b"SQLite format 3\x00"
 CONNECT_TIMEOUT_S = 5.0
+# MLflow 3's UI opens an experiment without this tag on its GenAI "Traces" page; this value
+# opens it on the classic training-runs view (runs, metrics, charts).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 class TrackingError(UserFacingError):
@@ -189,9 +191,13 @@ def use_experiment(name: str, config: TrackingConfig) -> str:
             location = None
             if _remote_uri(config) is None:
                 location = (store_folder(config) / "artifacts").as_uri()
-            experiment_id = mlflow.create_experiment(name, artifact_location=location)
+            experiment_id = mlflow.create_experiment(
+                name, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+            )
         else:
             experiment_id = experiment.experiment_id
+            if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
         mlflow.set_experiment(experiment_id=experiment_id)
     except MlflowException as err:
         raise TrackingError(
@@ -205,3 +211,19 @@ def use_experiment(name: str, config: TrackingConfig) -> str:
             "it away to start an empty store."
         ) from err
     return experiment_id
+
+
+def config_params(config: LeadmatchConfig) -> dict[str, str]:
+    """Every setting of ``config`` as a flat ``section.field`` -> text mapping (MLflow params),
+    e.g. ``matching.fairness.value_share.band``."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        else:
+            out[prefix] = "None" if value is None else str(value)
+
+    walk("", config.model_dump(mode="json"))
+    return out
