@@ -2,7 +2,7 @@
 
 **Names.** Each data set (a data folder, read with or without a mapping) has its own registered
 model, ``leadmatch-<folder name>-<6 hex digits>``, the digits hashing the folder's absolute path
-and the mapping, and its own training experiment ``<model name>-train``. So a second company's
+(links not followed) and the mapping, and its own training experiment ``<model name>-train``. So a second company's
 export never replaces the first one's champion. ``tracking.model_name`` overrides the name (e.g.
 when the folder moves).
 
@@ -18,6 +18,7 @@ set (those need ``leadmatch train --promote``), no held-out pair after the champ
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ _FORCE = "`leadmatch train --promote` replaces it anyway"
 
 def data_set_label(folder: Path) -> str:
     """A short readable name of the data folder, e.g. ``maven-crm-sales-opportunities``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", Path(folder).resolve().name.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", _absolute(folder).name.lower()).strip("-")
     return slug[:40].strip("-") or "data"
 
 
@@ -56,10 +57,17 @@ def registered_model_name(
     mapping_key = ""
     if mapping is not None:
         is_file = Path(mapping).suffix.lower() in (".yaml", ".yml")
-        mapping_key = str(Path(mapping).resolve()) if is_file else str(mapping)
-    key = f"{Path(folder).resolve()}|{mapping_key}"
+        mapping_key = str(_absolute(mapping)) if is_file else str(mapping)
+    key = f"{_absolute(folder)}|{mapping_key}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:6]
     return f"leadmatch-{data_set_label(folder)}-{digest}"
+
+
+def _absolute(path: str | Path) -> Path:
+    # The path as the user names it, made absolute but with links kept: a data folder that is a
+    # link to its latest version (as leadmatch's own writers publish it, or a `latest` link to
+    # dated exports) stays the same data set when the link moves.
+    return Path(os.path.abspath(path))
 
 
 def train_experiment(model_name: str) -> str:
@@ -78,7 +86,7 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class Champion:
+class CurrentChampion:
     """The current champion as the gate sees it: its version and the loaded served model (None
     with ``problem`` when it could not be read or loaded)."""
 
@@ -87,7 +95,7 @@ class Champion:
     problem: str | None = None
 
 
-def current_champion(client, name: str) -> Champion:
+def current_champion(client, name: str) -> CurrentChampion:
     """Read the champion of ``name`` from the registry: no version when there is none yet, a
     ``problem`` when the registry or the model cannot be read."""
     import mlflow
@@ -97,22 +105,24 @@ def current_champion(client, name: str) -> Champion:
         registered = client.get_registered_model(name)
     except MlflowException as err:
         if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return Champion(None)
-        return Champion(None, problem=f"the registry cannot be read ({err.message})")
+            return CurrentChampion(None)
+        return CurrentChampion(None, problem=f"the registry cannot be read ({err.message})")
     except Exception as err:  # a broken store raises sqlalchemy, OS and network errors alike
-        return Champion(None, problem=f"the registry cannot be read ({err})")
+        return CurrentChampion(None, problem=f"the registry cannot be read ({err})")
     version = (registered.aliases or {}).get(CHAMPION)
     if version is None:
-        return Champion(None)
+        return CurrentChampion(None)
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
     except Exception as err:  # unpickling an old or damaged artefact can raise anything
-        return Champion(str(version), problem=f"it cannot be loaded ({type(err).__name__}: {err})")
-    return Champion(str(version), model=model)
+        return CurrentChampion(
+            str(version), problem=f"it cannot be loaded ({type(err).__name__}: {err})"
+        )
+    return CurrentChampion(str(version), model=model)
 
 
 def decide(
-    champion: Champion,
+    champion: CurrentChampion,
     result: TrainingResult,
     data: CrmData,
     served,
@@ -132,7 +142,7 @@ def decide(
 
 
 def _compare(
-    champion: Champion, result: TrainingResult, data: CrmData, served, config: ModelConfig
+    champion: CurrentChampion, result: TrainingResult, data: CrmData, served, config: ModelConfig
 ) -> Decision:
     new_loss = result.metrics[result.served]["log_loss"]
     if champion.version is None and champion.problem is None:

@@ -26,7 +26,7 @@ from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import LoadedData, load_data_folder
 from pipelines.registry import (
-    Champion,
+    CurrentChampion,
     Decision,
     PromotionMode,
     current_champion,
@@ -157,7 +157,7 @@ def judge_dry_run(
     created: it simply has no champion)."""
     uri = tracking_uri(config.tracking)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        champion = Champion(None)
+        champion = CurrentChampion(None)
     else:
         from mlflow.tracking import MlflowClient
 

@@ -17,7 +17,7 @@ from models.config import ModelConfig
 from models.training import train_and_evaluate
 from pipelines.config import TrackingConfig
 from pipelines.registry import (
-    Champion,
+    CurrentChampion,
     current_champion,
     decide,
     registered_model_name,
@@ -42,6 +42,16 @@ def test_each_data_set_has_its_own_model_and_experiment(tmp_path):
     assert registered_model_name(acme, "maven", tracking) != name
     assert train_experiment(name) == f"{name}-train"
     assert registered_model_name(acme, None, TrackingConfig(model_name="acme")) == "acme"
+    # A data folder that is a link to its latest version stays the same data set when the link
+    # moves to a new version.
+    latest = tmp_path / "exports" / "latest"
+    names = []
+    for version in ("2025-05-05", "2025-05-06"):
+        (tmp_path / "exports" / version).mkdir(parents=True)
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(tmp_path / "exports" / version)
+        names.append(registered_model_name(latest, None, tracking))
+    assert names[0] == names[1] and names[0].startswith("leadmatch-latest-")
 
 
 # --- the gate --------------------------------------------------------------------------------
@@ -79,14 +89,14 @@ def test_a_worse_model_is_never_promoted_and_a_better_one_is(
     good, crippled, small_pairs, small_world
 ):
     data = small_world.data
-    champion = Champion("1", _served(good, small_pairs, small_world))
+    champion = CurrentChampion("1", _served(good, small_pairs, small_world))
     worse = decide(champion, crippled, data, _served(crippled, small_pairs, small_world), FAST)
     assert not worse.promote
     assert worse.comparison.gain < 0 and worse.comparison.interval[1] < 0
     assert worse.reason.startswith(f"champion v1 stays: on the same {len(good.test)} held-out")
     assert "the new model is worse; `leadmatch train --promote` replaces it anyway" in worse.reason
 
-    weak_champion = Champion("1", _served(crippled, small_pairs, small_world))
+    weak_champion = CurrentChampion("1", _served(crippled, small_pairs, small_world))
     better = decide(weak_champion, good, data, _served(good, small_pairs, small_world), FAST)
     assert better.promote and better.comparison.interval[0] > 0
     assert better.reason.startswith("beats champion v1: on the same")
@@ -100,7 +110,7 @@ def test_a_worse_model_is_never_promoted_and_a_better_one_is(
 def test_a_changed_label_or_feature_set_is_never_compared_silently(good, small_pairs, small_world):
     data = small_world.data
     new = _served(good, small_pairs, small_world)
-    window = Champion(
+    window = CurrentChampion(
         "2", _served(good, small_pairs, small_world, FeatureConfig(conversion_window_days=60))
     )
     kept = decide(window, good, data, new, FAST)
@@ -115,7 +125,7 @@ def test_a_changed_label_or_feature_set_is_never_compared_silently(good, small_p
 
     fewer = _served(good, small_pairs, small_world)
     fewer.feature_set = [c for c in fewer.feature_set if c != "x_score"]
-    changed = decide(Champion("2", fewer), good, data, new, FAST)
+    changed = decide(CurrentChampion("2", fewer), good, data, new, FAST)
     assert not changed.promote
     assert "the feature set changed (new feature column(s) x_score)" in changed.reason
 
@@ -125,20 +135,22 @@ def test_errors_keep_the_champion_and_say_why(good, crippled, small_pairs, small
     data, new = small_world.data, _served(good, small_pairs, small_world)
 
     locked = current_champion(_Registry(MlflowException("database is locked", INTERNAL_ERROR)), "m")
-    assert locked == Champion(None, problem="the registry cannot be read (database is locked)")
+    assert locked == CurrentChampion(
+        None, problem="the registry cannot be read (database is locked)"
+    )
     kept = decide(locked, good, data, new, FAST)
     assert not kept.promote
     assert kept.reason.startswith("the champion stays: the registry cannot be read")
 
     missing = _Registry(MlflowException("no such model", RESOURCE_DOES_NOT_EXIST))
-    assert current_champion(missing, "m") == Champion(None)
-    assert current_champion(_Registry(aliases={}), "m") == Champion(None)
-    first = decide(Champion(None), good, data, new, FAST)
+    assert current_champion(missing, "m") == CurrentChampion(None)
+    assert current_champion(_Registry(aliases={}), "m") == CurrentChampion(None)
+    first = decide(CurrentChampion(None), good, data, new, FAST)
     assert first.promote and first.reason.startswith("no champion yet (held-out log loss")
 
     broken = _served(crippled, small_pairs, small_world)
     broken.estimator = _Raises()
-    failed = decide(Champion("3", broken), good, data, new, FAST)
+    failed = decide(CurrentChampion("3", broken), good, data, new, FAST)
     assert not failed.promote
     assert failed.reason.startswith(
         "champion v3 stays: it cannot score this run's held-out pairs (RuntimeError: corrupt)"
@@ -146,11 +158,11 @@ def test_errors_keep_the_champion_and_say_why(good, crippled, small_pairs, small
 
     later = _served(crippled, small_pairs, small_world)
     later.trained_before = good.test["at"].max() + pd.Timedelta(days=1)
-    unseen = decide(Champion("3", later), good, data, new, FAST)
+    unseen = decide(CurrentChampion("3", later), good, data, new, FAST)
     assert not unseen.promote and "no held-out pair of this run is new to it" in unseen.reason
 
     never = decide(
-        Champion("3", _served(crippled, small_pairs, small_world)),
+        CurrentChampion("3", _served(crippled, small_pairs, small_world)),
         good,
         data,
         new,
