@@ -18,6 +18,7 @@ from pipelines.config import LeadmatchConfig, TrackingConfig
 from pipelines.io import load_data_folder
 from pipelines.outputs import ZH_HEADERS, read_plan_csv
 from pipelines.recommend import RecommendError, recommend_flow, settle_reclaims
+from pipelines.registry import registered_model_name
 from pipelines.train import train_flow
 
 pytestmark = pytest.mark.slow
@@ -154,7 +155,12 @@ def test_an_empty_export_gives_empty_valid_outputs_and_says_so(trained, small_fo
     for name in ("leads.csv", "assignments.csv"):
         header = (small_folder / name).read_text(encoding="utf-8").splitlines()[0]
         (folder / name).write_text(header + "\n", encoding="utf-8")
-    summary = recommend_flow(folder, RUN_DATE, tmp_path / "out", trained)
+    # Another folder is another data set: name the model trained on the full export.
+    model = registered_model_name(small_folder, None, trained.tracking)
+    same_model = trained.model_copy(
+        update={"tracking": trained.tracking.model_copy(update={"model_name": model})}
+    )
+    summary = recommend_flow(folder, RUN_DATE, tmp_path / "out", same_model)
     assert (summary.placed, summary.held, summary.reclaimed, summary.kept) == (0, 0, 0, 0)
     assert summary.notes[0] == (
         "The export has no leads as of the run date: there is nothing to place, so the files "
