@@ -4,11 +4,13 @@ True logit of lead l assigned to rep r at time t while r holds `load` open leads
 
     base_logit + observed_l + latent_l                        (lead quality)
     + skill_r
-    + industry_match * [industry_l in specialities_r]
-    + product_match  * [product_l in specialities_r]
+    + (industry_match * [industry_l in specialities_r]
+       + product_match  * [product_l in specialities_r]) * max(0, 1 + match_size_slope * z_l)
     + region_match   * [region_l == region_r]
     - ramp_penalty * max(0, 1 - tenure_r(t) / ramp_days)      (new reps are weaker)
     - overload_penalty * max(0, load / comfort_r - 1)         (too many open leads)
+
+where z_l is the lead's log company size in standard deviations from the typical account.
 
 The knowable probability replaces latent_l by its conditional distribution given the visible
 columns (a Gaussian posterior, since x_score is quality + Gaussian noise) and averages the
@@ -23,7 +25,7 @@ import numpy as np
 from scipy.special import expit
 
 from simulation.clock import DAY_NS
-from simulation.leads import SCORE_CENTER, SCORE_SCALE, LeadTruth
+from simulation.leads import LOG_SIZE_CENTER, LOG_SIZE_SD, SCORE_CENTER, SCORE_SCALE, LeadTruth
 from simulation.reps import RepTruth
 from simulation.scenarios import Scenario
 
@@ -48,10 +50,14 @@ def rep_terms(
     tenure_days = (at_ns - reps.hire_ns[rep_pos]) / DAY_NS
     ramp = np.clip(1 - tenure_days / scenario.ramp_days, 0.0, 1.0)
     overload = np.maximum(open_load / reps.comfort[rep_pos] - 1, 0.0)
+    by_size = 1.0
+    if scenario.match_size_slope != 0:
+        size_z = (np.log(leads.company_size[lead_pos]) - LOG_SIZE_CENTER) / LOG_SIZE_SD
+        by_size = np.maximum(0.0, 1 + scenario.match_size_slope * size_z)
     return (
         reps.skill[rep_pos]
-        + scenario.industry_match * industry_match
-        + scenario.product_match * product_match
+        + scenario.industry_match * industry_match * by_size
+        + scenario.product_match * product_match * by_size
         + scenario.region_match * region_match
         - scenario.ramp_penalty * ramp
         - scenario.overload_penalty * overload

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.special import logit
 
 from features.schemas import validate_crm
 from simulation import SCENARIOS, CrmWorld, Scenario, simulate
@@ -321,6 +322,32 @@ def test_true_probability_depends_on_the_rep(world: CrmWorld) -> None:
     assert ((p > 0) & (p < 1)).all()
     spread = pd.Series(p).groupby(pairs["lead_id"].to_numpy()).agg(np.ptp)
     assert spread.mean() > 0.1
+
+
+def test_specialists_matter_more_on_bigger_accounts_when_asked() -> None:
+    """match_size_slope scales the speciality bonus with company size and touches nothing else:
+    the two worlds share their leads and reps (drawn before any outcome)."""
+    flat = dataclasses.replace(SCENARIOS["small"], name="flat", n_days=20)
+    sloped = dataclasses.replace(flat, name="sloped", match_size_slope=1.0)
+    flat_world, sloped_world = simulate(flat, seed=0), simulate(sloped, seed=0)
+    pairs = _every_rep_pairs(flat_world, n_leads=150, at="2025-01-20 10:00").assign(open_load=0)
+    change = logit(sloped_world.true_probability(pairs)) - logit(flat_world.true_probability(pairs))
+
+    leads = flat_world.data.leads.set_index("lead_id").loc[pairs["lead_id"]]
+    skills = flat_world.data.reps.set_index("rep_id").loc[pairs["rep_id"], "skills"].str.split(";")
+    specialist = np.array(
+        [
+            industry in tags or product in tags
+            for industry, product, tags in zip(
+                leads["industry"], leads["product"], skills, strict=True
+            )
+        ]
+    )
+    size = leads["company_size"].to_numpy(dtype=float)
+    assert specialist.any() and (~specialist).any()
+    assert np.allclose(change[~specialist], 0.0)
+    assert (change[specialist & (size > 80)] > 0).all()
+    assert (change[specialist & (size < 80)] < 0).all()
 
 
 def test_null_world_gives_every_rep_the_same_probability(null_world: CrmWorld) -> None:
