@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .bootstrap/bin/uv)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test lint bench notebooks
+.PHONY: setup demo test lint bench notebooks mlflow-ui
 
 .bootstrap/bin/uv:
 	$(PYTHON) -m venv .bootstrap
@@ -14,8 +14,14 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 setup: $(if $(findstring .bootstrap,$(UV)),.bootstrap/bin/uv)
 	$(UV) sync --locked --quiet
 
+# What a user types: `make demo` first; after it, `./leadmatch COMMAND` (finds uv wherever make
+# put it) and `make mlflow-ui` (the MLflow UI on the store leadmatch writes to).
 demo: setup
 	$(UV) run --locked leadmatch demo
+
+mlflow-ui: setup
+	$(UV) run --locked mlflow ui --port 5000 --backend-store-uri "$$($(UV) run --locked python -c \
+	  'from pipelines.config import LeadmatchConfig; from pipelines.tracking import tracking_uri; print(tracking_uri(LeadmatchConfig().tracking))')"
 
 test: setup
 	$(UV) run --locked ruff check .

@@ -207,7 +207,7 @@ def print_label(lines: list[str]) -> None:
 def simulate(
     out: Annotated[Path, typer.Option(help="Folder to write the canonical tables into.")],
     scenario: Annotated[
-        str, typer.Option(help="Scenario: default, small, null, null_small.")
+        str, typer.Option(help="Scenario: default, demo, small, null, null_small.")
     ] = "default",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
 ) -> None:
@@ -311,6 +311,7 @@ def train(
             f"registered {summary.model_name} version {summary.version} (experiment "
             f"{summary.experiment}): {summary.decision}"
         )
+    return summary
 
 
 LangOption = Annotated[
@@ -367,6 +368,7 @@ def recommend(
     console.print(
         f"wrote {summary.folder}/assignments.csv, rep_summary.csv, left_out.csv and report.html"
     )
+    return summary
 
 
 @app.command()
@@ -416,7 +418,7 @@ def schedule(
 def backtest(
     scenario: Annotated[
         str | None,
-        typer.Option(help="Simulator scenario to replay (default, small, null, null_small)."),
+        typer.Option(help="Simulator scenario to replay (default, demo, small, null, null_small)."),
     ] = None,
     days: Annotated[int, typer.Option(help="Days to replay after the training cut-off.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
@@ -525,36 +527,117 @@ def demo(
     ),
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
 ) -> None:
-    """The whole job on embedded defaults: simulate a small CRM, validate it, train, recommend."""
+    """The whole job on embedded defaults: simulate a CRM, validate it, train, recommend."""
     import datetime as dt
 
     import pandas as pd
 
     from features.timestamps import parse_dates
     from pipelines.io import read_table
-    from pipelines.tracking import tracking_uri
 
     data_dir = out / "crm"
-    console.rule("1/4 simulate a small CRM world")
-    simulate(out=data_dir, scenario="small", seed=seed)
+    console.rule("1/4 simulate a CRM: 16 reps, 8 months of history, reps who differ")
+    simulate(out=data_dir, scenario="demo", seed=seed)
     console.rule("2/4 validate it")
     validate(path=data_dir, mapping=None, config=None)
     console.rule("3/4 train the models and register the best")
-    train(data=data_dir, config=None, mapping=None, promote=False, no_promote=False, dry_run=False)
+    trained = train(
+        data=data_dir, config=None, mapping=None, promote=False, no_promote=False, dry_run=False
+    )
     console.rule("4/4 recommend the next day's assignments")
     created = parse_dates(read_table(data_dir / "leads.csv")["created_at"])
     next_day = (created.max().normalize() + pd.Timedelta(days=1)).date()
-    recommend(
+    recommended = recommend(
         data=data_dir,
         date=dt.date.isoformat(next_day),
         out=out / "recommendations",
         config=None,
         lang="en",
     )
-    from pipelines.config import LeadmatchConfig
+    console.rule("what this showed")
+    for line in demo_verdict(trained, recommended):
+        console.print(line)
+    console.print("\n[bold]Next[/] (type these in this folder):")
+    for command, what in demo_next_steps(data_dir, out, next_day.isoformat()):
+        console.print(f"  [bold]{command}[/]\n      {what}")
 
-    uri = tracking_uri(LeadmatchConfig().tracking)
-    console.print(
-        f"\nOpen [bold]{out / 'recommendations' / next_day.isoformat() / 'report.html'}[/] in a browser.\n"
-        f"MLflow UI: [bold]uv run mlflow ui --backend-store-uri {uri}[/] (then http://127.0.0.1:5000)"
+
+def demo_verdict(trained: Any, recommended: Any) -> list[str]:
+    """What the demo's run showed, in words: the rep signal, the model against its baselines,
+    the plan against round-robin (``trained``: a TrainSummary, ``recommended``: a
+    RecommendSummary)."""
+    from models.training import PAIR
+
+    losses = {name: m["log_loss"] for name, m in trained.metrics.items()}
+    others = ", ".join(f"{name} {loss:.4f}" for name, loss in losses.items() if name != PAIR)
+    beats = all(losses[PAIR] < loss for name, loss in losses.items() if name != PAIR)
+    lines = [
+        f"The pair model's held-out log loss is {losses[PAIR]:.4f} "
+        f"({'lower than' if beats else 'not lower than every one of'} its baselines: {others})."
+    ]
+    gain = recommended.expected_wins - recommended.expected_wins_round_robin
+    if recommended.rep_signal_used:
+        lines.append(
+            "Who works a lead matters in this history, and the rep-signal test found it "
+            f"({trained.rep_signal}), so each lead went to a rep likely to win it, within "
+            "capacity and fairness."
+        )
+    else:
+        lines.append(
+            "The rep-signal test found no reliable difference between reps "
+            f"({trained.rep_signal}), so the plan only balances value and load."
+        )
+    lines.append(
+        f"Expected wins of the plan: {recommended.expected_wins:.1f}, against "
+        f"{recommended.expected_wins_round_robin:.1f} with round-robin ({gain:+.1f})."
     )
+    return lines
+
+
+def demo_next_steps(data_dir: Path, out: Path, day: str) -> list[tuple[str, str]]:
+    """(command, what it does) pairs that work as typed in the current folder."""
+    cli = _wrapper_command()
+    return [
+        (
+            f"open {out / 'recommendations' / day / 'report.html'}",
+            "the one-page report (assignments.csv and rep_summary.csv beside it)",
+        ),
+        (
+            f"{cli} recommend --data {data_dir} --date {day} --lang zh --out {out / 'zh'}",
+            "the same plan with Chinese headers and reasons",
+        ),
+        (_mlflow_ui_command(), "the training and recommend runs in MLflow (http://127.0.0.1:5000)"),
+        (f"{cli} --help", "every command; the README walks through them"),
+    ]
+
+
+def _from_here(path: Path) -> str:
+    """``path`` as the user would type it in the current folder."""
+    import os
+
+    relative = Path(os.path.relpath(path))
+    return f"./{relative}" if relative.parent == Path(".") else str(relative)
+
+
+def _wrapper_command() -> str:
+    """How to call leadmatch from the current folder: the checkout's ./leadmatch wrapper (it
+    finds uv even when make installed it out of PATH's reach), or the installed command."""
+    from pipelines.tracking import project_folder
+
+    wrapper = project_folder() / "leadmatch"
+    return _from_here(wrapper) if wrapper.is_file() else "leadmatch"
+
+
+def _mlflow_ui_command() -> str:
+    """`make mlflow-ui` in the checkout; from an installed package, the environment's mlflow."""
+    import sys
+
+    from pipelines.config import LeadmatchConfig
+    from pipelines.tracking import project_folder, tracking_uri
+
+    root = project_folder()
+    if (root / "Makefile").is_file():
+        here = root == Path.cwd().resolve()
+        return "make mlflow-ui" if here else f"make -C {_from_here(root)} mlflow-ui"
+    mlflow = Path(sys.executable).parent / "mlflow"
+    return f"{mlflow} ui --backend-store-uri {tracking_uri(LeadmatchConfig().tracking)}"

@@ -75,7 +75,7 @@ def test_simulate_writes_a_valid_folder_and_is_deterministic(tmp_path):
 def test_simulate_unknown_scenario_lists_the_choices(tmp_path):
     result = runner.invoke(app, ["simulate", "--scenario", "huge", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
-    assert "choose one of default, null, null_small, small" in result.output
+    assert "choose one of default, demo, null, null_small, small" in result.output
     assert not (tmp_path / "x").exists()
 
 
