@@ -382,35 +382,117 @@ def schedule(
         str, typer.Option(help="Cron schedule, e.g. '0 2 * * *' for 02:00 every day.")
     ] = "0 2 * * *",
     timezone: Annotated[
-        str, typer.Option(help="Time zone of the schedule, e.g. Asia/Shanghai.")
-    ] = "UTC",
+        str | None,
+        typer.Option(
+            help="Time zone of the schedule and of each run's date, e.g. Asia/Shanghai "
+            "(default: timezone in the config, else UTC)."
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option(help="Name of the Prefect deployment.")] = (
+        "leadmatch-nightly"
+    ),
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: data/recommendations).")
     ] = None,
     config: ConfigOption = None,
     lang: LangOption = "en",
+    mapping: MappingOption = None,
 ) -> None:
-    """Serve the recommend flow as a Prefect deployment on a cron schedule (runs until stopped)."""
+    """Run the recommend flow on a cron schedule through a Prefect server (runs until stopped).
+
+    Uses the Prefect server at PREFECT_API_URL when set; otherwise starts one whose database
+    sits in the leadmatch store next to MLflow's, and stops it on exit. Each run recommends
+    the date of its scheduled time in the schedule's time zone.
+    """
+    import os
+
+    from pipelines.scheduling import check_cron, check_server, local_server, scheduled_config
+
     checks.language(lang)
     settings = _settings(config)
     checks.data_folder(data)
+    checks.mapping(mapping)
     out = checks.output_folder(out or settings.paths.recommendations)
+    settings = scheduled_config(settings, timezone=timezone, out=out)
     _use_store(settings)
+    check_cron(cron)
+    if mapping is not None and Path(mapping).suffix.lower() in (".yaml", ".yml"):
+        mapping = str(Path(mapping).resolve())
+    parameters = {
+        "data": str(data.resolve()),
+        "out": str(settings.paths.recommendations),
+        "config": settings.model_dump(mode="json"),
+        "lang": lang,
+        "mapping": mapping,
+    }
+    api_url = os.environ.get("PREFECT_API_URL") or _profile_api_url()
+    if api_url:
+        check_server(api_url)
+        console.print(f"using the Prefect server at {api_url}")
+        _serve(api_url, name, cron, settings.timezone, parameters)
+        return
+    home = settings.tracking.root / "prefect"
+    console.print(f"starting a Prefect server (database {home / 'prefect.db'})...")
+    with local_server(home) as server:
+        console.print(f"Prefect server up: UI at {server.ui_url}, log {server.log}")
+        _serve(server.api_url, name, cron, settings.timezone, parameters)
+
+
+def _profile_api_url() -> str | None:
+    """PREFECT_API_URL from the active Prefect profile (``prefect config set``), if any."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def _serve(
+    api_url: str, name: str, cron: str, timezone: str, parameters: dict[str, object]
+) -> None:
+    """Serve the nightly flow until stopped, one run at a time, through the server at
+    ``api_url``."""
+    from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from pipelines.recommend import recommend_flow
+    from pipelines.scheduled_run import nightly_flow
 
-    console.print(f"serving 'recommend/leadmatch-nightly' on '{cron}' ({timezone}); Ctrl+C to stop")
-    recommend_flow.serve(
-        name="leadmatch-nightly",
-        schedules=[Cron(cron, timezone=timezone)],
-        parameters={
-            "data": str(data.resolve()),
-            "out": str(out.resolve()),
-            "config": settings.model_dump(mode="json"),
-            "lang": lang,
-        },
+    console.print(
+        f"serving 'nightly/{name}' on '{cron}' ({timezone}): each run writes "
+        f"{parameters['out']}/<date>/; Ctrl+C to stop"
     )
+    # Prefect read its settings when first imported; the runs it starts inherit these too.
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        try:
+            # One run at a time: a run due while the previous one still works waits for it
+            # rather than computing the same plan side by side.
+            nightly_flow.serve(
+                name=name,
+                schedules=[Cron(cron, timezone=timezone)],
+                parameters=parameters,
+                entrypoint_type=EntrypointType.MODULE_PATH,
+                print_starting_message=False,
+                limit=1,
+            )
+        finally:
+            _finish_running_runs()
+
+
+def _finish_running_runs() -> None:
+    """Let a run in progress finish while the server can still record it (Prefect stops
+    serving on Ctrl+C or SIGTERM but leaves its runs going); a second signal stops them."""
+    import multiprocessing
+
+    running = multiprocessing.active_children()
+    if not running:
+        return
+    console.print(f"waiting for {len(running)} run(s) in progress (Ctrl+C again stops them)...")
+    try:
+        for process in running:
+            process.join()
+    except (KeyboardInterrupt, SystemExit):
+        for process in running:
+            process.kill()
+        raise
 
 
 @app.command()

@@ -1,0 +1,167 @@
+"""`leadmatch schedule`: a real Prefect server or a clear refusal, and each run's date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines import scheduling
+from pipelines.cli import app
+from pipelines.scheduling import SchedulingError, local_server, run_date_for
+
+runner = CliRunner()
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("moment", "timezone", "date"),
+    [
+        # 02:00 in Shanghai is 18:00 UTC the day before: the run is for the Shanghai date.
+        (dt.datetime(2025, 5, 6, 18, 0, tzinfo=UTC), "Asia/Shanghai", "2025-05-07"),
+        (dt.datetime(2025, 5, 6, 18, 0, tzinfo=UTC), "UTC", "2025-05-06"),
+        (dt.datetime(2025, 5, 6, 15, 59, tzinfo=UTC), "Asia/Shanghai", "2025-05-06"),
+        (dt.datetime(2025, 5, 6, 16, 0, tzinfo=UTC), "Asia/Shanghai", "2025-05-07"),
+        # West of UTC the team's date is still yesterday.
+        (dt.datetime(2025, 5, 7, 2, 0, tzinfo=UTC), "America/New_York", "2025-05-06"),
+        # The offset the moment carries does not matter, only the instant.
+        (
+            dt.datetime(2025, 5, 7, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+            "UTC",
+            "2025-05-06",
+        ),
+    ],
+)
+def test_run_date_is_the_date_on_the_schedules_clock(moment, timezone, date):
+    assert run_date_for(moment, timezone) == date
+
+
+def test_run_date_needs_a_moment_with_a_time_zone():
+    with pytest.raises(ValueError, match="has no time zone: give the moment with its offset"):
+        run_date_for(dt.datetime(2025, 5, 6, 18, 0), "UTC")
+
+
+def test_scheduled_runs_get_the_schedules_clock_and_absolute_folders(tmp_path, monkeypatch):
+    from pipelines.config import LeadmatchConfig
+    from pipelines.scheduling import scheduled_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEADMATCH_HOME", str(tmp_path / "store"))
+    base = LeadmatchConfig.model_validate({"timezone": "Europe/Berlin", "seed": 7})
+    kept = scheduled_config(base)
+    assert kept.timezone == "Europe/Berlin" and kept.seed == 7
+    assert kept.tracking.root == tmp_path / "store"
+    assert kept.paths.recommendations == tmp_path / "data" / "recommendations"
+    moved = scheduled_config(base, timezone="Asia/Shanghai", out=Path("plans"))
+    assert moved.timezone == "Asia/Shanghai"
+    assert moved.paths.recommendations == tmp_path / "plans"
+    with pytest.raises(SchedulingError, match="--timezone: 'Mars/Olympus' is not an IANA"):
+        scheduled_config(base, timezone="Mars/Olympus")
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEADMATCH_HOME", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "crm").mkdir()
+    return tmp_path / "crm"
+
+
+def test_schedule_refuses_when_the_configured_server_does_not_answer(folder, monkeypatch):
+    url = f"http://127.0.0.1:{_closed_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    result = runner.invoke(app, ["schedule", "--data", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert f"no Prefect server answers at PREFECT_API_URL={url}" in result.output
+    assert "Traceback" not in result.output
+    assert result.output.count("error:") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cron", "every night"], "--cron 'every night' is not a cron schedule"),
+        (["--timezone", "Mars/Olympus"], "'Mars/Olympus' is not an IANA time-zone name"),
+        (["--lang", "fr"], "unknown language 'fr'"),
+        (["--mapping", "nowhere.yaml"], "nowhere.yaml: no such mapping file"),
+    ],
+)
+def test_schedule_checks_its_options_before_any_server(folder, monkeypatch, args, message):
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_closed_port()}/api")
+    result = runner.invoke(app, ["schedule", "--data", str(folder), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Prefect server" not in result.output
+
+
+def test_schedule_refuses_a_missing_data_folder(folder):
+    result = runner.invoke(app, ["schedule", "--data", str(folder / "nope")])
+    assert result.exit_code == 2
+    assert "nope: no such folder" in result.output
+
+
+def test_a_second_scheduler_on_the_same_store_is_refused(tmp_path):
+    home = tmp_path / "prefect"
+    home.mkdir()
+    with (home / "server.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242\n")
+        held.flush()
+        refused = pytest.raises(SchedulingError, match=r"another `leadmatch schedule` \(pid 4242\)")
+        with refused, local_server(home):
+            pass
+
+
+def test_a_server_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
+    crash = [sys.executable, "-c", "print('Port 4200 is already in use.'); raise SystemExit(1)"]
+    monkeypatch.setattr(scheduling, "server_command", lambda port: crash)
+    refused = pytest.raises(
+        SchedulingError,
+        match=r"stopped while starting \(exit code 1\): Port 4200 is already in use\.",
+    )
+    with refused, local_server(tmp_path / "prefect"):
+        pass
+    # The lock was released: the next scheduler may try again.
+    monkeypatch.setattr(scheduling, "server_is_up", lambda url, timeout=2.0: True)
+    monkeypatch.setattr(
+        scheduling,
+        "server_command",
+        lambda port: [sys.executable, "-c", "import time; time.sleep(30)"],
+    )
+    with local_server(tmp_path / "prefect") as server:
+        assert server.database == (tmp_path / "prefect" / "prefect.db").resolve()
+        assert server.api_url.startswith("http://127.0.0.1:")
+
+
+def test_each_run_logs_its_figures_in_one_line(tmp_path):
+    from pipelines.report import RecommendSummary
+    from pipelines.scheduled_run import summary_line
+
+    summary = RecommendSummary(
+        folder=tmp_path / "2025-05-07",
+        run_date="2025-05-07",
+        placed=80,
+        held=3,
+        reclaimed=12,
+        too_old=1,
+        expected_wins=21.456,
+        expected_wins_round_robin=17.04,
+        price_of_fairness=0.2,
+        model_version="4",
+        rep_signal_used=True,
+    )
+    assert summary_line(summary) == (
+        "leadmatch 2025-05-07: placed 80, held 3, reclaimed 12, expected wins 21.5 "
+        f"(round-robin 17.0); outputs in {tmp_path / '2025-05-07'}"
+    )
