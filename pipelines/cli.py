@@ -610,38 +610,54 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
 ) -> None:
     """The whole job on embedded defaults: simulate a CRM, validate it, train, recommend."""
-    import datetime as dt
-
-    import pandas as pd
-
-    from features.timestamps import parse_dates
-    from pipelines.io import read_table
-
+    checks.output_folder(out)
     data_dir = out / "crm"
     console.rule("1/4 simulate a CRM: 16 reps, 8 months of history, reps who differ")
-    simulate(out=data_dir, scenario="demo", seed=seed)
+    run_date = write_demo_crm(data_dir, seed)
     console.rule("2/4 validate it")
     validate(path=data_dir, mapping=None, config=None)
     console.rule("3/4 train the models and register the best")
     trained = train(
         data=data_dir, config=None, mapping=None, promote=False, no_promote=False, dry_run=False
     )
-    console.rule("4/4 recommend the next day's assignments")
-    created = parse_dates(read_table(data_dir / "leads.csv")["created_at"])
-    next_day = (created.max().normalize() + pd.Timedelta(days=1)).date()
+    console.rule(f"4/4 recommend who works the new leads on the morning of {run_date}")
     recommended = recommend(
-        data=data_dir,
-        date=dt.date.isoformat(next_day),
-        out=out / "recommendations",
-        config=None,
-        lang="en",
+        data=data_dir, date=run_date, out=out / "recommendations", config=None, lang="en"
     )
     console.rule("what this showed")
     for line in demo_verdict(trained, recommended):
         console.print(line)
     console.print("\n[bold]Next[/] (type these in this folder):")
-    for command, what in demo_next_steps(data_dir, out, next_day.isoformat()):
+    for command, what in demo_next_steps(data_dir, out, run_date):
         console.print(f"  [bold]{command}[/]\n      {what}")
+
+
+def write_demo_crm(folder: Path, seed: int) -> str:
+    """Write the `demo` world's history plus one more day of new leads that no rep has been
+    given yet (the day the team starts with leadmatch) to ``folder``; return the date of the
+    morning after that day, YYYY-MM-DD."""
+    import dataclasses
+
+    import pandas as pd
+
+    from features.describe import describe_crm
+    from pipelines.io import write_data_folder
+    from simulation import simulate as run_simulation
+
+    with console.status(f"simulating the 'demo' world (seed {seed})..."):
+        world = run_simulation("demo", seed=seed)
+        new_day = world.as_of.normalize()
+        fresh = world.new_leads(new_day.date())
+        data = dataclasses.replace(
+            world.data, leads=pd.concat([world.data.leads, fresh], ignore_index=True)
+        )
+        write_data_folder(data, folder)
+    _print_mapping(f"simulated 'demo' world, seed {seed}", describe_crm(data))
+    console.print(
+        f"wrote {folder}: the history until {new_day - pd.Timedelta(days=1):%Y-%m-%d}, then "
+        f"{len(fresh)} new leads created on {new_day:%Y-%m-%d} that no rep has been given yet"
+    )
+    return f"{new_day + pd.Timedelta(days=1):%Y-%m-%d}"
 
 
 def demo_verdict(trained: Any, recommended: Any) -> list[str]:
@@ -694,20 +710,25 @@ def demo_next_steps(data_dir: Path, out: Path, day: str) -> list[tuple[str, str]
 
 
 def _from_here(path: Path) -> str:
-    """``path`` as the user would type it in the current folder."""
+    """``path`` relative to the current folder, as the user would type it."""
     import os
 
-    relative = Path(os.path.relpath(path))
-    return f"./{relative}" if relative.parent == Path(".") else str(relative)
+    return os.path.relpath(path)
 
 
 def _wrapper_command() -> str:
     """How to call leadmatch from the current folder: the checkout's ./leadmatch wrapper (it
     finds uv even when make installed it out of PATH's reach), or the installed command."""
+    import os
+
     from pipelines.tracking import project_folder
 
     wrapper = project_folder() / "leadmatch"
-    return _from_here(wrapper) if wrapper.is_file() else "leadmatch"
+    if not wrapper.is_file():
+        return "leadmatch"
+    relative = _from_here(wrapper)
+    # A shell runs a program of the current folder only with a path: ./leadmatch.
+    return relative if os.sep in relative else f"./{relative}"
 
 
 def _mlflow_ui_command() -> str:

@@ -234,14 +234,14 @@ EARLY_ERRORS = [
         "backtest: unknown scenario",
         ["backtest", "--scenario", "huge"],
         {},
-        "unknown scenario 'huge': choose one of default, null, null_small, small",
+        "unknown scenario 'huge': choose one of default, demo, null, null_small, small",
     ),
     ("backtest: no days", ["backtest", "--scenario", "small", "--days", "0"], {}, "at least 1"),
     (
         "simulate: unknown scenario",
         ["simulate", "--scenario", "huge", "--out", "{root}/sim"],
         {},
-        "choose one of default, null, null_small, small",
+        "choose one of default, demo, null, null_small, small",
     ),
     ("validate: missing folder", ["validate", "{root}/nope"], {}, "no such folder"),
     (

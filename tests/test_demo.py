@@ -111,3 +111,18 @@ def test_demo_next_steps_are_commands_that_exist_from_where_the_user_is(monkeypa
     assert steps[3] == f"{expected} --help"
     assert not any("uv run" in step for step in steps)
     assert steps[2] == ("make mlflow-ui" if cwd == ROOT else "make -C .. mlflow-ui")
+
+
+def test_the_demo_data_ends_with_a_day_of_leads_no_rep_has_yet(tmp_path):
+    import pandas as pd
+
+    from pipelines.cli import write_demo_crm
+
+    run_date = write_demo_crm(tmp_path / "crm", seed=0)
+    leads = pd.read_csv(tmp_path / "crm" / "leads.csv", parse_dates=["created_at"])
+    assignments = pd.read_csv(tmp_path / "crm" / "assignments.csv")
+    new_day = pd.Timestamp(run_date) - pd.Timedelta(days=1)
+    fresh = leads.loc[leads["created_at"].dt.normalize() == new_day, "lead_id"]
+    assert len(fresh) >= 20
+    assert not fresh.isin(assignments["lead_id"]).any()
+    assert leads["created_at"].max() < pd.Timestamp(run_date)
