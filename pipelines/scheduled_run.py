@@ -17,13 +17,16 @@ from pipelines.report import RecommendSummary
 from pipelines.scheduling import run_date_for
 
 
-def summary_line(summary: RecommendSummary) -> str:
-    """The run's figures in one line of the scheduler's log."""
-    return (
+def summary_lines(summary: RecommendSummary) -> list[str]:
+    """The run's figures in one line of the scheduler's log, then its notes (what the run could
+    not do, e.g. no SLA reclaim without contact dates), one line each."""
+    figures = (
         f"leadmatch {summary.run_date}: placed {summary.placed}, held {summary.held}, "
-        f"reclaimed {summary.reclaimed}, expected wins {summary.expected_wins:.1f} "
-        f"(round-robin {summary.expected_wins_round_robin:.1f}); outputs in {summary.folder}"
+        f"reclaimed {summary.reclaimed} (kept with their rep {summary.kept}), expected wins "
+        f"{summary.expected_wins:.1f} (round-robin {summary.expected_wins_round_robin:.1f}); "
+        f"outputs in {summary.folder}"
     )
+    return [figures, *(f"note: {note}" for note in summary.notes)]
 
 
 @flow(name="nightly")
@@ -45,5 +48,7 @@ def nightly_flow(
     config = config or LeadmatchConfig()
     run_date = run_date_for(flow_run.scheduled_start_time, config.timezone)
     summary = recommend_flow(data, run_date, out, config, lang, mapping)
-    get_run_logger().info(summary_line(summary))
+    logger = get_run_logger()
+    for line in summary_lines(summary):
+        logger.info(line)
     return summary

@@ -144,9 +144,9 @@ def test_a_server_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
         assert server.api_url.startswith("http://127.0.0.1:")
 
 
-def test_each_run_logs_its_figures_in_one_line(tmp_path):
+def test_each_run_logs_its_figures_in_one_line_then_its_notes(tmp_path):
     from pipelines.report import RecommendSummary
-    from pipelines.scheduled_run import summary_line
+    from pipelines.scheduled_run import summary_lines
 
     summary = RecommendSummary(
         folder=tmp_path / "2025-05-07",
@@ -160,8 +160,11 @@ def test_each_run_logs_its_figures_in_one_line(tmp_path):
         price_of_fairness=0.2,
         model_version="4",
         rep_signal_used=True,
+        kept=2,
+        notes=["SLA reclaim is off: the export has no first-contact dates"],
     )
-    assert summary_line(summary) == (
-        "leadmatch 2025-05-07: placed 80, held 3, reclaimed 12, expected wins 21.5 "
-        f"(round-robin 17.0); outputs in {tmp_path / '2025-05-07'}"
-    )
+    assert summary_lines(summary) == [
+        "leadmatch 2025-05-07: placed 80, held 3, reclaimed 12 (kept with their rep 2), "
+        f"expected wins 21.5 (round-robin 17.0); outputs in {tmp_path / '2025-05-07'}",
+        "note: SLA reclaim is off: the export has no first-contact dates",
+    ]
