@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SkillField = Literal["industry", "product", "source", "region"]
 
 
+Objective = Literal["conversions", "expected_value"]
+"""What a lead is worth to the matching: 1 (conversions) or its expected_value."""
+
+
 class _Slice(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -21,7 +25,9 @@ class EligibilityRules(_Slice):
     """Hard rules: a pair that breaks one is never assigned (inactive or absent reps never are).
 
     A rule only restricts where both sides carry the information: a lead with no region, or a
-    rep with no skills or no languages, is not excluded by that rule.
+    rep with no skills or no languages, is not excluded by that rule. Regions, skills and
+    languages compare as :func:`features.tags.tag` does: ignoring case (Unicode case folding),
+    surrounding spaces and full-width forms.
     """
 
     region: bool = Field(False, description="The lead's region must be the rep's region.")
@@ -283,7 +289,7 @@ class SolverSettings(_Slice):
 class MatchingConfig(_Slice):
     """How the day's leads are matched to reps: objective, candidates, tiers, rules, fairness."""
 
-    objective: Literal["conversions", "expected_value"] = Field(
+    objective: Objective = Field(
         "conversions",
         description=(
             "'conversions': every lead is worth 1 (maximise expected wins); 'expected_value': "

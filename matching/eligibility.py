@@ -13,6 +13,7 @@ from enum import IntEnum
 import numpy as np
 import pandas as pd
 
+from features.tags import tag_sets, tag_values
 from matching.config import EligibilityRules
 
 
@@ -37,7 +38,11 @@ class Cause(IntEnum):
 
 def effective_capacity(reps: pd.DataFrame) -> np.ndarray:
     """(R,) leads each rep can still take today: 0 unless active and available, and never
-    more than ``max_open_leads - open_load`` when the rep has an open-lead limit."""
+    more than ``max_open_leads - open_load`` (rounded down) when the rep has an open-lead limit.
+
+    ``reps``: capacity, active, available, open_load (a count, or an expected load such as 7.2
+    open leads in a backtest) and optionally max_open_leads (nullable: no limit). The one
+    definition of a rep's room today, for the matching and for counting its violations."""
     capacity = reps["capacity"].to_numpy(dtype=np.int64).copy()
     working = reps["active"].to_numpy(dtype=bool) & reps["available"].to_numpy(dtype=bool)
     capacity[~working] = 0
@@ -48,34 +53,19 @@ def effective_capacity(reps: pd.DataFrame) -> np.ndarray:
     return capacity
 
 
-def _tags(values: pd.Series) -> list[set[str]]:
-    """';'-separated tags, trimmed and case-folded, one set per row (empty for null)."""
-    out = []
-    for text in values.astype(object).where(values.notna(), ""):
-        out.append({t.strip().casefold() for t in str(text).split(";") if t.strip()})
-    return out
-
-
-def _norm(values: pd.Series) -> pd.Series:
-    return (
-        values.astype(object)
-        .where(values.notna(), None)
-        .map(lambda v: None if v is None or str(v).strip() == "" else str(v).strip().casefold())
-    )
-
-
-def _membership(tag_sets: list[set[str]], lead_values: list[pd.Series]):
-    """Vocabulary codes of the lead values and a (R, V) bool matrix of the reps' tags."""
+def _membership(rep_tags: list[frozenset[str]], lead_values: list[pd.Series]):
+    """Vocabulary codes of the lead values and a (R, V) bool matrix of the reps' tags (both
+    compared by :func:`features.tags.tag`)."""
     vocab: dict[str, int] = {}
-    for tags in tag_sets:
+    for tags in rep_tags:
         for t in sorted(tags):
             vocab.setdefault(t, len(vocab))
-    matrix = np.zeros((len(tag_sets), max(1, len(vocab))), dtype=bool)
-    for r, tags in enumerate(tag_sets):
+    matrix = np.zeros((len(rep_tags), max(1, len(vocab))), dtype=bool)
+    for r, tags in enumerate(rep_tags):
         matrix[r, [vocab[t] for t in tags]] = True
     codes = []
     for values in lead_values:
-        normed = _norm(values)
+        normed = tag_values(values)
         present = normed.notna().to_numpy()
         code = normed.map(lambda v: vocab.get(v, -1) if v is not None else -1).to_numpy(
             dtype=np.int64
@@ -130,13 +120,15 @@ class Eligibility:
         def column(frame: pd.DataFrame, name: str) -> pd.Series:
             return frame[name] if name in frame else pd.Series([None] * len(frame), dtype=object)
 
-        regions = pd.concat([_norm(column(leads, "region")), _norm(column(reps, "region"))])
+        regions = pd.concat(
+            [tag_values(column(leads, "region")), tag_values(column(reps, "region"))]
+        )
         region_codes = pd.factorize(regions, use_na_sentinel=True)[0]
         skill_codes, skill_matrix = _membership(
-            _tags(column(reps, "skills")), [column(leads, f) for f in rules.skill_fields]
+            tag_sets(column(reps, "skills")), [column(leads, f) for f in rules.skill_fields]
         )
         (language_code,), language_matrix = _membership(
-            _tags(column(reps, "languages")), [column(leads, "language")]
+            tag_sets(column(reps, "languages")), [column(leads, "language")]
         )
         excluded = np.zeros(0, dtype=np.int64)
         if exclusions is not None and len(exclusions):
