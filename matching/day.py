@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from matching.config import MatchingConfig
+from matching.config import MatchingConfig, Objective
 from matching.eligibility import Cause, Eligibility, effective_capacity
 from matching.schemas import (
     AccountOwners,
@@ -145,7 +145,7 @@ def prepare(
         _check_pins(pins, eligibility, lead_index, rep_index, lead, rep)
 
     capacity = effective_capacity(reps)
-    value = lead_values(leads, config, notes)
+    value = lead_values(leads, config.objective, notes)
     baseline = _baselines(lead, rep, p, cause, capacity, len(leads), config)
     lead_value = np.nan_to_num(value * baseline)
     tier = _tiers(value * baseline, config.tier_quantiles)
@@ -239,11 +239,13 @@ def _check_pins(
 
 
 def lead_values(
-    leads: pd.DataFrame, config: MatchingConfig, notes: list[str] | None = None
+    leads: pd.DataFrame, objective: Objective, notes: list[str] | None = None
 ) -> np.ndarray:
-    """(n,) value(l) of each row of ``leads``: 1 for conversions, else expected_value with
-    missing values filled by the median of the known ones (said in ``notes`` when given)."""
-    if config.objective == "conversions":
+    """(n,) value(l) of each row of ``leads`` under the matching ``objective``: 1 for
+    conversions, else expected_value with missing values filled by the median of the known ones
+    (said in ``notes`` when given). The one definition of what a lead is worth: the matching,
+    the plan's figures and the backtest's all take it from here."""
+    if objective == "conversions":
         return np.ones(len(leads))
     if "expected_value" not in leads:
         raise ValueError("leads: objective 'expected_value' needs an expected_value column")

@@ -323,7 +323,9 @@ def _values(leads: pd.DataFrame, config: MatchingConfig) -> dict[str, float] | N
     """lead_id -> value(l) under the revenue objective; None (every lead worth 1) for wins."""
     if config.objective == "conversions":
         return None
-    return dict(zip(leads["lead_id"].astype(str), lead_values(leads, config), strict=True))
+    return dict(
+        zip(leads["lead_id"].astype(str), lead_values(leads, config.objective), strict=True)
+    )
 
 
 _ACTION_ORDER = {"assign": 0, "reassign": 0, "keep": 1, "hold": 2}
