@@ -17,7 +17,9 @@ from features.timestamps import (
     DAY_FIRST,
     FORMS,
     MONTH_FIRST,
+    NAT,
     ParsedTimes,
+    as_ns,
     parse_timestamps,
     show_time,
 )
@@ -326,13 +328,13 @@ def check_export_end(t: dict[str, pd.DataFrame], row: np.ndarray, log: ProblemLo
     if not {"lead_id", "created_at"} <= set(leads) or "lead_id" not in asg:
         return
     # Each lead's latest event (NaT is the smallest int64, so it never wins a maximum).
-    lead_end = leads["created_at"].to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
+    lead_end = as_ns(leads["created_at"]).copy()
     known = row >= 0
     for table, frame, column in events:
         if table == "assignments":
-            times = frame[column].to_numpy(dtype="datetime64[ns]").view(np.int64)
+            times = as_ns(frame[column])
             np.maximum.at(lead_end, row[known], times[known])
-    lead_end = np.sort(lead_end[lead_end != np.iinfo(np.int64).min])[::-1]
+    lead_end = np.sort(lead_end[lead_end != NAT])[::-1]
     if len(lead_end) < END_MIN_LEADS:
         return
     left_out = 1 + len(lead_end) // 1000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.reps import OutcomeHistory, as_ns, history_start, shrink
-from features.timestamps import parse_dates
+from features.reps import OutcomeHistory, history_start, shrink
+from features.timestamps import DAY_NS, as_ns, parse_dates
 
 LEAD_CATEGORICAL = ["source", "industry", "region", "product"]
 LEAD_NUMERIC = ["company_size", "expected_value", "created_weekday", "created_hour"]
@@ -18,9 +18,10 @@ def extra_columns(leads: pd.DataFrame) -> list[str]:
     return [str(c) for c in leads.columns if str(c).startswith("x_")]
 
 
-def is_categorical(values: pd.Series) -> bool:
-    """Whether a lead column is treated as categories (text) rather than as a number."""
-    return not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values))
+def is_number(values: pd.Series) -> bool:
+    """Whether a lead column is read as a number (numbers, and yes/no values as 0/1) rather
+    than as categories (text): the one rule for every model that reads ``x_*`` columns."""
+    return pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
 
 
 def lead_features(leads: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +48,7 @@ def lead_features(leads: pd.DataFrame) -> pd.DataFrame:
     out["created_hour"] = created.dt.hour.astype(float)
     for column in extra_columns(leads):
         values = leads[column]
-        out[column] = values.astype("str") if is_categorical(values) else values.astype(float)
+        out[column] = values.astype(float) if is_number(values) else values.astype("str")
     frame = pd.DataFrame(out)
     frame.index = pd.Index(leads["lead_id"].to_numpy(dtype=object), name="lead_id")
     return frame
@@ -76,7 +77,7 @@ def lead_history_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.
     n, w = history.outcomes_by_account.before(keys, at, since)
     return pd.DataFrame(
         {
-            "lead_age_days": (at - as_ns(queries["created_at"])) / 86_400e9,
+            "lead_age_days": (at - as_ns(queries["created_at"])) / DAY_NS,
             "account_outcomes": n,
             "account_win_rate": shrink(w, n, company, config.account_shrinkage_strength),
         },

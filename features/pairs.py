@@ -22,13 +22,14 @@ from features.leads import (
     LEAD_CATEGORICAL,
     LEAD_HISTORY,
     LEAD_NUMERIC,
+    extra_columns,
+    is_number,
     lead_features,
     lead_history_features,
 )
 from features.reps import (
     REP_FEATURES,
     OutcomeHistory,
-    as_ns,
     history_start,
     index_history,
     outcome_events,
@@ -38,6 +39,7 @@ from features.reps import (
     shrink,
 )
 from features.schemas import CrmData
+from features.timestamps import as_ns
 
 KEY_COLUMNS = ["lead_id", "rep_id", "at"]
 TARGET = "won"
@@ -86,9 +88,9 @@ def feature_columns(pairs: pd.DataFrame, *, rep_information: bool = True) -> tup
     With ``rep_information=False`` only what is known about the lead itself (the lead-only
     baseline): no rep, rep-in-segment or match column.
     """
-    extras = [c for c in pairs.columns if str(c).startswith("x_")]
-    categorical = LEAD_CATEGORICAL + [c for c in extras if not _is_number(pairs[c])]
-    numeric = LEAD_NUMERIC + LEAD_HISTORY + [c for c in extras if _is_number(pairs[c])]
+    extras = extra_columns(pairs)
+    categorical = LEAD_CATEGORICAL + [c for c in extras if not is_number(pairs[c])]
+    numeric = LEAD_NUMERIC + LEAD_HISTORY + [c for c in extras if is_number(pairs[c])]
     if rep_information:
         segment = [c for c in pairs.columns if _is_segment_feature(str(c))]
         shares = [c for c in pairs.columns if _is_share_feature(str(c))]
@@ -301,10 +303,6 @@ def _pair_frame(pairs: pd.DataFrame, leads: pd.DataFrame, history: OutcomeHistor
 
 def _logit(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(p, 1e-6, 1 - 1e-6))
-
-
-def _is_number(values: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def _is_share_feature(column: str) -> bool:

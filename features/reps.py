@@ -16,9 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import FeatureConfig
-
-DAY_NS = 86_400 * 10**9
-NAT = np.iinfo(np.int64).min
+from features.timestamps import DAY_NS, NAT, as_ns
 
 REP_FEATURES = [
     "rep_tenure_days",
@@ -27,11 +25,6 @@ REP_FEATURES = [
     "rep_open_load",
     "rep_recent_volume",
 ]
-
-
-def as_ns(times: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
-    """Datetimes as int64 nanoseconds since the epoch (NaT becomes :data:`NAT`)."""
-    return np.asarray(times, dtype="datetime64[ns]").view("int64")
 
 
 def outcome_events(assignments: pd.DataFrame, *, window_days: int) -> pd.DataFrame:

@@ -39,6 +39,11 @@ FORMS = "e.g. 2024-03-01, 2024-03-01 14:30 or 2024-03-01T14:30:00+08:00"
 DAY_FIRST = "day first"
 MONTH_FIRST = "month first"
 
+DAY_NS = 86_400 * 10**9
+"""Nanoseconds in a day: :func:`as_ns` differences divided by it are days."""
+NAT = np.iinfo(np.int64).min
+"""The integer :func:`as_ns` gives a missing time (NaT); it sorts before every real one."""
+
 _EXCEL_EPOCH = np.datetime64("1899-12-30", "ns")
 _NAT = np.datetime64("NaT", "ns")
 # What datetime64[ns] can hold; a date outside it is not understood rather than overflowing.
@@ -210,6 +215,12 @@ def to_clock(values: pd.Series, timezone: str) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_convert(timezone).dt.tz_localize(None)
     return values.astype("datetime64[ns]")
+
+
+def as_ns(times: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """Canonical (naive) timestamps as int64 nanoseconds since the epoch, :data:`NAT` for a
+    missing one: exact integers for the point-in-time comparisons of the features."""
+    return np.asarray(times, dtype="datetime64[ns]").view("int64")
 
 
 def show_time(value: pd.Timestamp) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.timestamps import as_ns
+
 
 def time_split_masks(pairs: pd.DataFrame, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """(earlier, recent) boolean masks over ``pairs`` (columns ``at`` and optionally ``mature``).
@@ -15,7 +17,7 @@ def time_split_masks(pairs: pd.DataFrame, fraction: float) -> tuple[np.ndarray, 
     a label decided early is a biased sample (quick losses close before slow wins), so it must
     not judge or calibrate a model.
     """
-    at = pairs["at"].to_numpy(dtype="datetime64[ns]").view("int64")
+    at = as_ns(pairs["at"])
     mature = pairs["mature"].to_numpy(dtype=bool) if "mature" in pairs else np.ones(len(at), bool)
     if not mature.any():
         raise ValueError(

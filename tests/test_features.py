@@ -17,8 +17,9 @@ from features.pairs import (
     default_as_of,
     feature_columns,
 )
-from features.reps import EventCounts, as_ns, outcome_events
+from features.reps import EventCounts, outcome_events
 from features.schemas import CrmData, CrmValidationError, validate_crm
+from features.timestamps import as_ns
 from tests.conftest import tiny_crm
 
 T0 = pd.Timestamp("2024-01-01")
