@@ -324,3 +324,21 @@ def rep_day(data: CrmData, day: pd.Timestamp) -> pd.DataFrame:
         }
     )
     return out.reset_index(drop=True)
+
+
+def account_owners(data: CrmData) -> pd.DataFrame | None:
+    """Who holds each account: account_id, rep_id of the rep given the account's most recently
+    assigned open lead (ties: the later row). None when the leads have no account_id; an account
+    none of whose leads is open has no owner."""
+    if "account_id" not in data.leads:
+        return None
+    open_rows = data.assignments.loc[
+        data.assignments["status"] == "open", ["lead_id", "rep_id", "assigned_at"]
+    ]
+    owned = open_rows.merge(data.leads[["lead_id", "account_id"]], on="lead_id").dropna(
+        subset=["account_id"]
+    )
+    owned = owned.sort_values("assigned_at", kind="stable").drop_duplicates(
+        "account_id", keep="last"
+    )
+    return owned[["account_id", "rep_id"]].astype(str).reset_index(drop=True)

@@ -8,8 +8,8 @@ the report, log the run to MLflow, and only then publish them atomically as ``<o
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +17,14 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from features.daily import (
-    LeadPool,
-    given_in_window,
-    leads_to_place,
-    rep_day,
-    snapshot,
-    working_days_before,
-)
+from features.daily import LeadPool, account_owners, leads_to_place, rep_day, snapshot
 from features.schemas import CrmData
 from matching import MatchResult, candidate_pairs, match
-from matching.explain import ENGLISH
-from matching.fairness import RollingWindow, lead_worth
+from matching.fairness import RollingWindow
 from matching.gain import plan_worth
+from matching.nightly import crm_window, settle_reclaims
 from matching.summary import ManagerPlan, fairness_costs, manager_plan
+from models.chunks import score_in_chunks
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
@@ -143,146 +137,49 @@ def score_pairs(
     chunk_rows: int,
     history: object | None = None,
 ) -> np.ndarray:
-    """P(win) for each candidate pair, scored a chunk of whole leads at a time (bounded memory).
+    """The champion's P(win) for each candidate pair as of ``as_of``, a chunk of whole leads
+    at a time (:func:`models.chunks.score_in_chunks`).
 
     ``history``: ``champion.model.index(data)``, when the caller scores several batches."""
     if candidates.empty:
         return np.empty(0)
-    lead_codes = pd.factorize(candidates["lead_id"])[0]
-    per_lead = np.bincount(lead_codes)
-    starts = np.concatenate([[0], np.cumsum(per_lead)])
-    out = np.empty(len(candidates))
     if history is None:
         history = champion.model.index(data)
-    order = np.argsort(lead_codes, kind="stable")
-    ordered = candidates.iloc[order]
-    lead_start = 0
-    while lead_start < len(per_lead):
-        lead_end = int(np.searchsorted(starts, starts[lead_start] + chunk_rows, side="right")) - 1
-        lead_end = max(lead_end, lead_start + 1)
-        rows = slice(starts[lead_start], starts[lead_end])
-        chunk = ordered.iloc[rows]
-        chunk_leads = leads.loc[leads["lead_id"].isin(chunk["lead_id"])]
-        out[order[rows]] = champion.model.score(
-            data, chunk_leads, chunk, as_of=as_of, history=history
-        )
-        lead_start = lead_end
-    return out
+
+    def score(chunk_leads: pd.DataFrame, chunk: pd.DataFrame) -> np.ndarray:
+        return champion.model.score(data, chunk_leads, chunk, as_of=as_of, history=history)
+
+    return score_in_chunks(candidates, leads, score, chunk_rows=chunk_rows)
 
 
 @task(cache_policy=NO_CACHE)
 def fairness_window(
     state: CrmData, champion: Champion, day: pd.Timestamp, config: LeadmatchConfig
 ) -> RollingWindow:
-    """What each rep was given over the fairness window before ``day``, from the CRM itself.
+    """What each rep was given over the fairness window before ``day``, from the CRM itself
+    (:func:`matching.nightly.crm_window`), the leads' worth scored by the champion. Nothing is
+    read from earlier runs' outputs."""
+    history = functools.cache(lambda: champion.model.index(state))
 
-    Every hand-over the CRM records in the window counts for the rep who was given the lead
-    (:func:`features.daily.given_in_window`), worth what the matching would have counted it on
-    its day: value(l) * b(l), b scored by the champion over the lead's eligible reps of that
-    day (:func:`matching.fairness.lead_worth`), tiers among that day's hand-overs. Capacity is
-    the reps' capacity on each of the team's working days of the window (availability
-    included). Nothing is read from earlier runs' outputs.
-    """
-    days = config.recommend.fairness_window_days
-    window = RollingWindow.empty(days)
-    given = given_in_window(state, day, days)
-    history = champion.model.index(state) if len(given) else None
-    worth = []
-    for when, group in given.groupby(given["assigned_at"].dt.normalize(), sort=True):
-        leads = state.leads.loc[state.leads["lead_id"].isin(group["lead_id"])]
-        reps = rep_day(state, when)
-        candidates = candidate_pairs(leads, reps, config.matching)
-        p_win = score_pairs(
+    def p_win(leads: pd.DataFrame, candidates: pd.DataFrame, at: pd.Timestamp) -> np.ndarray:
+        return score_pairs(
             champion,
             state,
             leads,
             candidates,
-            as_of=when,
+            as_of=at,
             chunk_rows=config.recommend.score_chunk_rows,
-            history=history,
+            history=history(),
         )
-        worth.append(
-            group.merge(
-                lead_worth(candidates.assign(p_win=p_win), leads, reps, config.matching),
-                on="lead_id",
-            )
-        )
-    capacity = [
-        rep_day(state, when)[["rep_id", "capacity"]].assign(day=when)
-        for when in working_days_before(day, days, config.recommend.working_days)
-    ]
-    if not worth and not capacity:
-        return window
-    given = (
-        pd.concat(worth, ignore_index=True)
-        if worth
-        else pd.DataFrame(columns=["assigned_at", "rep_id", "worth", "top_tier"])
+
+    return crm_window(
+        state,
+        day,
+        config.matching,
+        p_win,
+        days=config.recommend.fairness_window_days,
+        working_days=config.recommend.working_days,
     )
-    return RollingWindow.of(
-        days,
-        given.rename(columns={"assigned_at": "at"}),
-        pd.concat(capacity, ignore_index=True)
-        if capacity
-        else pd.DataFrame(columns=["day", "rep_id", "capacity"]),
-    )
-
-
-def settle_reclaims(result: MatchResult, pool: LeadPool) -> tuple[MatchResult, LeadPool]:
-    """What becomes of the leads taken from their rep, once the matching has run.
-
-    A lead reclaimed after the SLA that no other rep took today stays with its rep: action
-    "keep", rep_id the current owner, reason_code "keep" with a reminder (never a hold with no
-    owner). A lead whose rep left says so in its reason ("rep_left" instead of "reclaimed").
-    Returns the result with these rows rewritten and the pool with ``kept`` counted.
-    """
-    asg = result.assignments
-    by_lead = pool.leads.set_index("lead_id")
-    reclaim = asg["lead_id"].map(by_lead["reclaim"]).astype("string")
-    previous = asg["lead_id"].map(by_lead["previous_rep_id"]).astype("string")
-    waited = asg["lead_id"].map(by_lead["days_without_contact"])
-    keep = ((reclaim == "sla") & asg["rep_id"].isna()).to_numpy(dtype=bool, na_value=False)
-    left = (reclaim == "rep_left").to_numpy(dtype=bool, na_value=False)
-    if not keep.any() and not left.any():
-        return result, pool
-    asg = asg.copy()
-    codes, params, reasons = (asg[c].tolist() for c in ("reason_code", "reason_params", "reason"))
-    for k in np.flatnonzero(keep):
-        values = {
-            "rep_id": str(previous.iloc[k]),
-            "days_without_contact": int(waited.iloc[k]),
-        }
-        codes[k], params[k] = "keep", json.dumps(values, sort_keys=True, ensure_ascii=False)
-        reasons[k] = ENGLISH.render(["keep"], values)
-    for k in np.flatnonzero(left):
-        values = json.loads(params[k])
-        values.pop("days_without_contact", None)
-        parts = ["rep_left" if c == "reclaimed" else c for c in codes[k].split(";")]
-        codes[k], params[k] = (
-            ";".join(parts),
-            json.dumps(values, sort_keys=True, ensure_ascii=False),
-        )
-        reasons[k] = ENGLISH.render(parts, values)
-    asg["reason_code"], asg["reason_params"], asg["reason"] = codes, params, reasons
-    asg["action"] = asg["action"].mask(keep, "keep")
-    asg["rep_id"] = asg["rep_id"].mask(keep, previous)
-    asg.loc[keep, "binding"] = ""
-    return replace(result, assignments=asg), replace(pool, kept=int(keep.sum()))
-
-
-def account_owners(data: CrmData) -> pd.DataFrame | None:
-    """account_id, rep_id: the rep holding each account's most recent open lead."""
-    if "account_id" not in data.leads:
-        return None
-    open_rows = data.assignments.loc[
-        data.assignments["status"] == "open", ["lead_id", "rep_id", "assigned_at"]
-    ]
-    owned = open_rows.merge(data.leads[["lead_id", "account_id"]], on="lead_id").dropna(
-        subset=["account_id"]
-    )
-    owned = owned.sort_values("assigned_at", kind="stable").drop_duplicates(
-        "account_id", keep="last"
-    )
-    return owned[["account_id", "rep_id"]].astype(str).reset_index(drop=True)
 
 
 @flow(name="recommend")

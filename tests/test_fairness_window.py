@@ -12,6 +12,7 @@ from features.schemas import CrmData, validate_crm
 from matching import MatchingConfig, match
 from matching.config import FairnessConstraints
 from matching.fairness import RollingWindow, lead_worth
+from matching.nightly import crm_window
 
 RUN = pd.Timestamp("2024-03-11")  # a Monday: the window is Mon 03-04 .. Sun 03-10
 
@@ -145,6 +146,28 @@ def test_the_window_counts_what_the_crm_shows_reps_were_given_not_the_plan():
     # L1 counts for R2 (the manager's choice), L3 once for each rep who was given it, L2 for
     # nobody, L4 (before the window) not at all.
     assert history_of(window) == {"R1": (0.5, 0.0, 0.0), "R2": (1.5, 1.0, 0.0)}
+
+
+def test_the_nightly_window_scores_each_days_hand_overs_as_of_that_day():
+    data = crm_with_overrides()
+    calls = []
+
+    def p_win(leads, candidates, at):
+        calls.append((f"{at:%m-%d}", sorted(leads["lead_id"]), len(candidates)))
+        return np.where(candidates["rep_id"] == "R1", 0.5, 0.25)
+
+    window = crm_window(data, RUN, MatchingConfig(), p_win, days=7)
+    # One call per day with hand-overs, for that day's leads and both reps.
+    assert calls == [("03-05", ["L1", "L3"], 4), ("03-07", ["L3"], 2)]
+    # Worth: b = (0.5 + 0.25) / 2 for every lead; L1 and L3 count for R2 (03-05), L3 again
+    # for R1 (03-07); no tier A among one or two leads a day. Capacity: 5 working days x 5.
+    assert history_of(window) == {"R1": (0.375, 0.0, 25.0), "R2": (0.75, 0.0, 25.0)}
+    quiet = crm_window(data, RUN + pd.Timedelta(days=30), MatchingConfig(), p_win, days=7)
+    assert len(calls) == 2 and history_of(quiet, RUN + pd.Timedelta(days=30)) == {
+        "R1": (0.0, 0.0, 25.0),
+        "R2": (0.0, 0.0, 25.0),
+    }
+    assert crm_window(data, RUN, MatchingConfig(), p_win, days=0).history(RUN) is None
 
 
 def test_a_run_added_to_the_window_counts_as_its_rep_summary_says():

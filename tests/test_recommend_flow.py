@@ -5,19 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
 
 import pandas as pd
 import pytest
 
-from features.daily import leads_to_place, rep_day, snapshot
-from features.schemas import validate_crm
-from matching import candidate_pairs, match
 from matching.summary import PlanAssignments
 from pipelines.config import LeadmatchConfig, TrackingConfig
 from pipelines.io import load_data_folder
 from pipelines.outputs import ZH_HEADERS, read_plan_csv
-from pipelines.recommend import RecommendError, recommend_flow, settle_reclaims
+from pipelines.recommend import RecommendError, recommend_flow
 from pipelines.registry import registered_model_name
 from pipelines.train import train_flow
 
@@ -213,62 +209,3 @@ def test_a_run_mlflow_did_not_record_publishes_nothing(
         recommend_flow(small_folder, RUN_DATE, tmp_path, trained)
     assert not (tmp_path / RUN_DATE).exists()
     assert list(tmp_path.iterdir()) == []
-
-
-# --- what becomes of reclaimed leads (no Prefect: the pure steps and the matching) ----------
-
-
-def plan_for(data, day: str, config=None):
-    """The pool and the settled matching of ``day`` on ``data``, every pair at p = 0.3."""
-    config = config or LeadmatchConfig()
-    as_of = pd.Timestamp(day)
-    state = snapshot(validate_crm(data), as_of)
-    pool = leads_to_place(state, as_of, sla_days=3, max_age_days=30)
-    reps = rep_day(state, as_of)
-    candidates = candidate_pairs(pool.leads, reps, config.matching).assign(p_win=0.3)
-    result = match(candidates, pool.leads, reps, config.matching)
-    return settle_reclaims(result, pool)
-
-
-def test_a_reclaimed_lead_nobody_else_can_take_stays_with_its_rep(tiny):
-    # Friday 03-08: R2 has not contacted L4 (given Monday) for 4 working days. R1, the only
-    # other active rep, is away, so nobody can take it: it stays with R2, with a reminder.
-    away = pd.DataFrame({"rep_id": ["R1"], "date": ["2024-03-08"], "available": ["no"]})
-    result, pool = plan_for(replace(tiny, availability=away), "2024-03-08")
-    rows = result.assignments.set_index("lead_id")
-    assert rows.loc["L4", "action"] == "keep" and rows.loc["L4", "rep_id"] == "R2"
-    assert rows.loc["L4", "reason_code"] == "keep"
-    assert rows.loc["L4", "reason"] == (
-        "stays with R2: no other rep can take it today; remind R2 to make first contact "
-        "(4 working days without contact)"
-    )
-    assert rows.loc["L5", "action"] == "assign" and rows.loc["L5", "rep_id"] == "R2"
-    assert (pool.n_reclaimed, pool.kept) == (1, 1)
-    # With R1 at work, the lead goes to R1.
-    result, pool = plan_for(tiny, "2024-03-08")
-    rows = result.assignments.set_index("lead_id")
-    assert rows.loc["L4", "rep_id"] == "R1" and pool.kept == 0
-    assert rows.loc["L4", "reason"].startswith(
-        "reclaimed from R2 after 4 working days without contact"
-    )
-
-
-def test_leads_of_a_rep_who_left_are_placed_again_and_say_why(tiny):
-    left = replace(tiny, reps=tiny.reps.assign(active=["true", "no", "0"]))
-    result, pool = plan_for(left, "2024-03-08")
-    rows = result.assignments.set_index("lead_id")
-    # L2 (closed only after 03-08) and L4 were R2's; both go to R1, the one rep left.
-    assert pool.n_rep_left == 2 and pool.kept == 0
-    assert rows.loc[["L2", "L4"], "rep_id"].tolist() == ["R1", "R1"]
-    assert rows.loc["L4", "reason_code"].split(";")[0] == "rep_left"
-    assert rows.loc["L4", "reason"].startswith("R2 has left the team; ")
-    # Nobody to take them: they are held (first in line tomorrow), never "kept" by a rep who left.
-    away = pd.DataFrame({"rep_id": ["R1"], "date": ["2024-03-08"], "available": ["no"]})
-    result, pool = plan_for(replace(left, availability=away), "2024-03-08")
-    rows = result.assignments.set_index("lead_id")
-    assert rows.loc[["L2", "L4"], "action"].tolist() == ["hold", "hold"]
-    assert rows.loc[["L2", "L4"], "rep_id"].isna().all() and pool.kept == 0
-    assert (
-        rows.loc["L4", "reason"]
-        == "R2 has left the team; held for tomorrow: no rep was scored for this lead"
-    )
