@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import pandas as pd
@@ -55,10 +54,9 @@ def test_a_different_seed_gives_a_different_world(world: CrmWorld) -> None:
     assert not other.data.reps["skills"].equals(world.data.reps["skills"])
 
 
-def test_small_is_fast_and_roughly_as_large_as_announced() -> None:
-    started = time.perf_counter()
+def test_small_is_roughly_as_large_as_announced() -> None:
+    # How long a world takes to simulate is measured by benchmarks/bench_simulation.py.
     small = simulate("small", seed=3)
-    assert time.perf_counter() - started < 2.0
     scenario = SCENARIOS["small"]
     assert len(small.data.reps) == scenario.n_reps
     expected_leads = scenario.leads_per_day * scenario.n_days
