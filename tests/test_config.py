@@ -41,6 +41,29 @@ def test_missing_file_is_named(tmp_path):
         load_config(tmp_path / "none.yaml")
 
 
-def test_digest_changes_with_any_value():
-    assert LeadmatchConfig().digest() == LeadmatchConfig().digest()
-    assert LeadmatchConfig(seed=1).digest() != LeadmatchConfig().digest()
+def test_the_digest_depends_on_the_values_only(tmp_path):
+    default = LeadmatchConfig()
+    # A file that writes defaults out loud is the same configuration as one that leaves them out.
+    silent = load_config(_write(tmp_path / "a.yaml", "{}\n"))
+    loud = load_config(
+        _write(
+            tmp_path / "b.yaml",
+            f"recommend:\n  sla_days: {default.recommend.sla_days}\nseed: {default.seed}\n",
+        )
+    )
+    assert loud.digest() == silent.digest()
+    assert len(silent.digest()) == 12
+    changed = [
+        silent.model_copy(update={"seed": default.seed + 1}),
+        silent.model_copy(
+            update={"matching": default.matching.model_copy(update={"objective": "expected_value"})}
+        ),
+        load_config(_write(tmp_path / "c.yaml", "recommend:\n  sla_days: 9\n")),
+    ]
+    digests = {c.digest() for c in changed}
+    assert len(digests) == 3 and silent.digest() not in digests
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
