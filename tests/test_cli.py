@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -309,6 +311,25 @@ def test_a_read_only_output_folder_is_refused(tmp_path):
     locked.mkdir(mode=0o555)
     with pytest.raises(checks.ArgumentError, match="cannot write in .*locked .Permission denied"):
         checks.output_folder(locked / "out")
+
+
+def test_a_folder_the_system_will_not_write_in_is_refused_for_root_too(tmp_path, monkeypatch):
+    """What the check does when the write it tries fails (root included, whom permission bits
+    do not stop: a read-only mount, a full quota)."""
+    tried = []
+
+    def read_only(**where):
+        tried.append(Path(where["dir"]))
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(checks.tempfile, "TemporaryFile", read_only)
+    (tmp_path / "mount").mkdir()
+    with pytest.raises(
+        checks.ArgumentError,
+        match=r"--out .*mount/out: cannot write in .*mount \(Read-only file system\); pass a folder",
+    ):
+        checks.output_folder(tmp_path / "mount" / "out")
+    assert tried == [tmp_path / "mount"]  # the nearest existing parent is what is tried
 
 
 # --- where the store is ---------------------------------------------------------------------------
