@@ -454,7 +454,7 @@ def test_a_limit_within_reach_has_nothing_unavoidable():
         ({}, "give either a scenario"),
         ({"scenario": "small", "data": "x"}, "give either a scenario"),
         ({"scenario": "small", "days": 0}, "days must be at least 1"),
-        ({"scenario": "medium"}, "unknown scenario 'medium': choose one of default, null"),
+        ({"scenario": "medium"}, "unknown scenario 'medium': choose one of default, demo, null"),
     ],
 )
 def test_bad_requests_are_refused_before_anything_runs(kwargs, message):
