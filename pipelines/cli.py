@@ -406,7 +406,13 @@ def schedule(
     """
     import os
 
-    from pipelines.scheduling import check_cron, check_server, local_server, scheduled_config
+    from pipelines.scheduling import (
+        check_cron,
+        check_server,
+        local_server,
+        run_parameters,
+        scheduled_config,
+    )
 
     checks.language(lang)
     settings = _settings(config)
@@ -416,15 +422,7 @@ def schedule(
     settings = scheduled_config(settings, timezone=timezone, out=out)
     _use_store(settings)
     check_cron(cron)
-    if mapping is not None and Path(mapping).suffix.lower() in (".yaml", ".yml"):
-        mapping = str(Path(mapping).resolve())
-    parameters = {
-        "data": str(data.resolve()),
-        "out": str(settings.paths.recommendations),
-        "config": settings.model_dump(mode="json"),
-        "lang": lang,
-        "mapping": mapping,
-    }
+    parameters = run_parameters(data, settings, lang, mapping)
     api_url = os.environ.get("PREFECT_API_URL") or _profile_api_url()
     if api_url:
         check_server(api_url)

@@ -69,6 +69,28 @@ def scheduled_config(
         raise SchedulingError(f"--timezone: {err.errors()[0]['ctx']['error']}") from None
 
 
+def run_parameters(
+    data: Path, config: LeadmatchConfig, lang: str, mapping: str | None
+) -> dict[str, object]:
+    """The parameters of every scheduled run (``config`` from :func:`scheduled_config`).
+
+    Paths are made absolute, since the runs start in other processes, but links are kept: the
+    registry names a data set by its folder as the user names it (``pipelines.registry``), so
+    a data folder that is a link to its latest export (as leadmatch's own writers publish
+    folders) must reach the runs as the link, or they would look for the champion of another
+    data set.
+    """
+    if mapping is not None and Path(mapping).suffix.lower() in (".yaml", ".yml"):
+        mapping = os.path.abspath(mapping)
+    return {
+        "data": os.path.abspath(data),
+        "out": str(config.paths.recommendations),
+        "config": config.model_dump(mode="json"),
+        "lang": lang,
+        "mapping": mapping,
+    }
+
+
 def check_cron(cron: str) -> None:
     """Refuse a cron string Prefect would not schedule (this imports Prefect: a few seconds)."""
     from prefect.schedules import Cron

@@ -64,6 +64,32 @@ def test_scheduled_runs_get_the_schedules_clock_and_absolute_folders(tmp_path, m
         scheduled_config(base, timezone="Mars/Olympus")
 
 
+def test_scheduled_runs_name_the_data_set_as_train_does(tmp_path, monkeypatch):
+    """A data folder that is a link to its latest version (leadmatch's writers publish folders
+    so) reaches the runs as the link: resolved, it would be another data set without a
+    champion."""
+    from pipelines.config import LeadmatchConfig
+    from pipelines.registry import registered_model_name
+    from pipelines.scheduling import run_parameters, scheduled_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEADMATCH_HOME", str(tmp_path / "store"))
+    (tmp_path / ".versions" / "crm.1").mkdir(parents=True)
+    (tmp_path / "crm").symlink_to(Path(".versions") / "crm.1")
+    (tmp_path / "mappings.1").mkdir()
+    (tmp_path / "mappings.1" / "ours.yaml").write_text("tables: {}\n")
+    (tmp_path / "mappings").symlink_to("mappings.1")
+    config = scheduled_config(LeadmatchConfig())
+    for mapping in (None, "maven", "mappings/ours.yaml"):
+        params = run_parameters(Path("crm"), config, "en", mapping)
+        assert params["data"] == str(tmp_path / "crm")
+        trained_as = registered_model_name(Path("crm"), mapping, config.tracking)
+        served_as = registered_model_name(Path(params["data"]), params["mapping"], config.tracking)
+        assert served_as == trained_as
+    assert params["mapping"] == str(tmp_path / "mappings" / "ours.yaml")
+    assert params["out"] == str(tmp_path / "data" / "recommendations")
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
