@@ -29,7 +29,7 @@ from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
 from pipelines.outputs import write_plan
-from pipelines.registry import registered_model_name
+from pipelines.registry import data_set_label, registered_model_name
 from pipelines.report import RecommendSummary, RunReport, write_report
 from pipelines.tracking import (
     CHAMPION,
@@ -205,9 +205,8 @@ def recommend_flow(
     )
     out = Path(out) if out else config.paths.recommendations
     state = load_state(Path(data), mapping, day, config.timezone, config.privacy.allow_columns)
-    champion = load_champion(
-        config, registered_model_name(Path(data), mapping, config.tracking), state
-    )
+    model_name = registered_model_name(Path(data), mapping, config.tracking)
+    champion = load_champion(config, model_name, state)
     pool = leads_to_place(
         state,
         day,
@@ -253,7 +252,9 @@ def recommend_flow(
     # Logged before it is published: a run MLflow did not record never reaches the managers.
     with atomic_directory(summary.folder) as staging:
         write_outputs(plan, summary, champion, fair, n_pairs, lang, staging)
-        log_recommendation(fair, summary, config, n_pairs, staging)
+        log_recommendation(
+            fair, summary, config, n_pairs, staging, data_set_label(Path(data)), model_name
+        )
     return summary
 
 
@@ -340,18 +341,25 @@ def log_recommendation(
     config: LeadmatchConfig,
     n_pairs: int,
     folder: Path,
+    data_set: str,
+    model_name: str,
 ) -> None:
     """Log the run to MLflow (experiment leadmatch-recommend) with its output files, read from
-    ``folder`` before they are published."""
+    ``folder`` before they are published. The run is named for what it is, e.g. ``crm
+    2025-05-06 plan, model v3`` (``data_set``: the data folder's short name; ``model_name``:
+    the registered model that scored it), and its params are the whole config."""
     import mlflow
 
     d, f = fair.diagnostics, fair.fairness
     use_experiment(EXPERIMENT, config.tracking)
-    with mlflow.start_run(run_name=summary.run_date):
+    run_name = f"{data_set} {summary.run_date} plan, model v{summary.model_version}"
+    with mlflow.start_run(run_name=run_name):
         mlflow.log_params(config_params(config))
         mlflow.set_tags(
             {
+                "data_set": data_set,
                 "run_date": summary.run_date,
+                "registered_model": model_name,
                 "model_version": summary.model_version,
                 "config_hash": config.digest(),
                 "rep_signal_used": str(summary.rep_signal_used),

@@ -66,6 +66,7 @@ def test_the_simulator_backtest_scores_every_policy_by_the_truth(
 
     run, experiment, artifacts = logged_run(tracking, summary.run_id)
     assert experiment == EXPERIMENT
+    assert run.info.run_name == "small world, 3 days, seed 1: simulator backtest"
     assert run.data.params["scenario"] == "small"
     assert run.data.metrics["leadmatch.expected_wins"] == pytest.approx(
         table.loc["leadmatch", "expected_wins"], abs=1e-3
@@ -95,5 +96,6 @@ def test_on_logged_history_the_value_comes_with_an_overlap_verdict(
     assert (out / "overlap.json").is_file()
     run, _, artifacts = logged_run(tracking, summary.run_id)
     assert run.data.params["mode"] == "off_policy"
+    assert run.info.run_name == f"{small_folder.name}: off-policy backtest"
     assert "overlap.ess" in run.data.metrics
     assert {"off_policy.csv", "overlap.json", "messages.txt"} <= artifacts

@@ -13,8 +13,9 @@ from matching.summary import PlanAssignments
 from pipelines.config import LeadmatchConfig, TrackingConfig
 from pipelines.io import load_data_folder
 from pipelines.outputs import ZH_HEADERS, read_plan_csv
-from pipelines.recommend import RecommendError, recommend_flow
+from pipelines.recommend import EXPERIMENT, RecommendError, recommend_flow
 from pipelines.registry import registered_model_name
+from pipelines.tracking import EXPERIMENT_KIND, config_params, configure_mlflow
 from pipelines.train import train_flow
 
 pytestmark = pytest.mark.slow
@@ -209,3 +210,25 @@ def test_a_run_mlflow_did_not_record_publishes_nothing(
         recommend_flow(small_folder, RUN_DATE, tmp_path, trained)
     assert not (tmp_path / RUN_DATE).exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_mlflow_run_says_what_it_is_and_logs_the_whole_config(trained, small_folder, tmp_path):
+    from mlflow import MlflowClient
+
+    summary = recommend_flow(small_folder, RUN_DATE, tmp_path, trained)
+    configure_mlflow(trained.tracking)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    # The experiment opens on MLflow's training-runs view, not its GenAI traces page.
+    assert experiment.tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
+    (run,) = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
+    )
+    assert run.info.run_name == f"crm {RUN_DATE} plan, model v{summary.model_version}"
+    assert run.data.params == config_params(trained)
+    assert run.data.params["matching.objective"] == trained.matching.objective
+    assert run.data.tags["data_set"] == "crm"
+    assert run.data.tags["registered_model"] == registered_model_name(
+        small_folder, None, trained.tracking
+    )
+    assert run.data.metrics["leads_placed"] == summary.placed
