@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 
 DAY = pd.Timedelta(days=1)
 
@@ -86,12 +86,14 @@ def working_days_elapsed(
     elapsed = head + inner + tail
     if availability is None or availability.empty or len(begin) == 0:
         return elapsed
-    absent = availability.loc[~availability["available"].astype(bool), ["rep_id", "date"]]
+    absent = availability.loc[~availability["available"].astype(bool), [Reps.rep_id, "date"]]
     absent = absent.assign(date=absent["date"].dt.normalize())
     absent = absent.loc[np.is_busday(absent["date"].to_numpy(dtype="datetime64[D]"), weekmask=mask)]
-    rows = pd.DataFrame({"row": np.arange(len(begin)), "rep_id": np.asarray(rep_ids, dtype=object)})
-    rows["rep_id"] = rows["rep_id"].astype("str")
-    hits = rows.merge(absent.astype({"rep_id": "str"}), on="rep_id")
+    rows = pd.DataFrame(
+        {"row": np.arange(len(begin)), Reps.rep_id: np.asarray(rep_ids, dtype=object)}
+    )
+    rows[Reps.rep_id] = rows[Reps.rep_id].astype("str")
+    hits = rows.merge(absent.astype({Reps.rep_id: "str"}), on=Reps.rep_id)
     if hits.empty:
         return elapsed
     day_start = hits["date"].to_numpy(dtype="datetime64[ns]")
@@ -165,44 +167,53 @@ def leads_to_place(
     leads, asg = data.leads, data.assignments
     notes: list[str] = []
     open_rows = asg.loc[asg["status"] == "open"]
-    unassigned = leads.loc[~leads["lead_id"].isin(asg["lead_id"])].assign(
+    unassigned = leads.loc[~leads[Leads.lead_id].isin(asg[Leads.lead_id])].assign(
         action="assign", previous_rep_id=pd.NA, reclaim=pd.NA, days_without_contact=np.nan
     )
-    active = data.reps.loc[data.reps["active"].astype(bool), "rep_id"]
-    left = open_rows.loc[~open_rows["rep_id"].isin(active)]
+    active = data.reps.loc[data.reps["active"].astype(bool), Reps.rep_id]
+    left = open_rows.loc[~open_rows[Reps.rep_id].isin(active)]
     if len(left):
-        reps = sorted(left["rep_id"].unique())
+        reps = sorted(left[Reps.rep_id].unique())
         shown = ", ".join(reps[:5]) + (f" and {len(reps) - 5} more" if len(reps) > 5 else "")
         notes.append(
             f"{len(left)} open lead(s) held by {len(reps)} rep(s) who left ({shown}) are "
             "placed again"
         )
     stale = _past_sla(
-        data, open_rows.loc[open_rows["rep_id"].isin(active)], as_of, sla_days, working_days, notes
+        data,
+        open_rows.loc[open_rows[Reps.rep_id].isin(active)],
+        as_of,
+        sla_days,
+        working_days,
+        notes,
     )
     taken = pd.concat(
         [
-            left[["lead_id", "rep_id"]].assign(reclaim="rep_left", days_without_contact=np.nan),
-            stale[["lead_id", "rep_id", "days_without_contact"]].assign(reclaim="sla"),
+            left[[Leads.lead_id, Reps.rep_id]].assign(
+                reclaim="rep_left", days_without_contact=np.nan
+            ),
+            stale[[Leads.lead_id, Reps.rep_id, "days_without_contact"]].assign(reclaim="sla"),
         ],
         ignore_index=True,
     )
     reclaimed = leads.merge(
-        taken.rename(columns={"rep_id": "previous_rep_id"}), on="lead_id"
+        taken.rename(columns={Reps.rep_id: "previous_rep_id"}), on=Leads.lead_id
     ).assign(action="reassign")
     pool = pd.concat([unassigned, reclaimed], ignore_index=True)
     age = (as_of - pool["created_at"]) / DAY
     fresh = (age <= max_age_days).to_numpy()
     placed = (
-        pool.loc[fresh].sort_values(["created_at", "lead_id"], kind="stable").reset_index(drop=True)
+        pool.loc[fresh]
+        .sort_values(["created_at", Leads.lead_id], kind="stable")
+        .reset_index(drop=True)
     )
     placed["previous_rep_id"] = placed["previous_rep_id"].astype("string")
     placed["reclaim"] = placed["reclaim"].astype("string")
     old = pool.loc[~fresh].assign(age_days=np.floor(age.loc[~fresh]).astype(int))
     too_old_leads = (
-        old[["lead_id", "created_at", "age_days", "previous_rep_id"]]
+        old[[Leads.lead_id, "created_at", "age_days", "previous_rep_id"]]
         .astype({"previous_rep_id": "string"})
-        .sort_values(["created_at", "lead_id"], kind="stable")
+        .sort_values(["created_at", Leads.lead_id], kind="stable")
         .reset_index(drop=True)
     )
     if len(too_old_leads):
@@ -243,9 +254,9 @@ def _past_sla(
         candidates = candidates.loc[candidates["reclaimable"].fillna(True).astype(bool)]
     previous = pd.Timestamp(np.busday_offset(today, -1, roll="forward", weekmask=mask))
     clock = dict(working_days=working_days, availability=data.availability)
-    now = working_days_elapsed(candidates["assigned_at"], as_of, candidates["rep_id"], **clock)
+    now = working_days_elapsed(candidates["assigned_at"], as_of, candidates[Reps.rep_id], **clock)
     before = working_days_elapsed(
-        candidates["assigned_at"], previous, candidates["rep_id"], **clock
+        candidates["assigned_at"], previous, candidates[Reps.rep_id], **clock
     )
     crossed = (now > sla_days) & (before <= sla_days)
     return candidates.loc[crossed].assign(days_without_contact=np.floor(now[crossed]))
@@ -264,9 +275,9 @@ def given_in_window(data: CrmData, day: pd.Timestamp, days: int) -> pd.DataFrame
     asg = data.assignments
     inside = (asg["assigned_at"] >= day - pd.Timedelta(days=days)) & (asg["assigned_at"] < day)
     # A closed row may have no rep (an outcome whose owner is unknown): nobody was given it.
-    inside &= asg["rep_id"].notna()
-    given = asg.loc[inside, ["lead_id", "rep_id", "assigned_at"]]
-    return given.sort_values(["assigned_at", "lead_id"], kind="stable").reset_index(drop=True)
+    inside &= asg[Reps.rep_id].notna()
+    given = asg.loc[inside, [Leads.lead_id, Reps.rep_id, "assigned_at"]]
+    return given.sort_values(["assigned_at", Leads.lead_id], kind="stable").reset_index(drop=True)
 
 
 def working_days_before(
@@ -289,14 +300,14 @@ def rep_day(data: CrmData, day: pd.Timestamp) -> pd.DataFrame:
     day = pd.Timestamp(day).normalize()
     reps = data.reps
     asg = data.assignments
-    open_load = asg.loc[asg["status"] == "open"].groupby("rep_id").size()
+    open_load = asg.loc[asg["status"] == "open"].groupby(Reps.rep_id).size()
     available = pd.Series(True, index=reps.index)
     capacity = reps["daily_capacity"].astype("Int64")
     if data.availability is not None:
         today = data.availability.loc[data.availability["date"].dt.normalize() == day].set_index(
-            "rep_id"
+            Reps.rep_id
         )
-        rep_ids = reps["rep_id"]
+        rep_ids = reps[Reps.rep_id]
         known = rep_ids.isin(today.index)
         if known.any():
             rows = today.loc[rep_ids[known]]
@@ -307,7 +318,7 @@ def rep_day(data: CrmData, day: pd.Timestamp) -> pd.DataFrame:
     active = reps["active"].astype(bool)
     out = pd.DataFrame(
         {
-            "rep_id": reps["rep_id"].astype(str),
+            Reps.rep_id: reps[Reps.rep_id].astype(str),
             "name": reps["name"],
             "team": reps["team"],
             "region": reps["region"],
@@ -316,7 +327,7 @@ def rep_day(data: CrmData, day: pd.Timestamp) -> pd.DataFrame:
             "active": active,
             "available": active & available,
             "capacity": capacity.where(active & available, 0).fillna(0).astype(int),
-            "open_load": reps["rep_id"].map(open_load).fillna(0).astype(int),
+            "open_load": reps[Reps.rep_id].map(open_load).fillna(0).astype(int),
             "max_open_leads": reps["max_open_leads"].astype("Int64")
             if "max_open_leads" in reps
             else pd.NA,
@@ -333,12 +344,12 @@ def account_owners(data: CrmData) -> pd.DataFrame | None:
     if "account_id" not in data.leads:
         return None
     open_rows = data.assignments.loc[
-        data.assignments["status"] == "open", ["lead_id", "rep_id", "assigned_at"]
+        data.assignments["status"] == "open", [Leads.lead_id, Reps.rep_id, "assigned_at"]
     ]
-    owned = open_rows.merge(data.leads[["lead_id", "account_id"]], on="lead_id").dropna(
+    owned = open_rows.merge(data.leads[[Leads.lead_id, "account_id"]], on=Leads.lead_id).dropna(
         subset=["account_id"]
     )
     owned = owned.sort_values("assigned_at", kind="stable").drop_duplicates(
         "account_id", keep="last"
     )
-    return owned[["account_id", "rep_id"]].astype(str).reset_index(drop=True)
+    return owned[["account_id", Reps.rep_id]].astype(str).reset_index(drop=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.reps import OutcomeHistory, history_start, shrink
+from features.schemas import Leads
 from features.timestamps import DAY_NS, as_ns, parse_dates
 
 LEAD_CATEGORICAL = ["source", "industry", "region", "product"]
@@ -50,7 +51,7 @@ def lead_features(leads: pd.DataFrame) -> pd.DataFrame:
         values = leads[column]
         out[column] = values.astype(float) if is_number(values) else values.astype("str")
     frame = pd.DataFrame(out)
-    frame.index = pd.Index(leads["lead_id"].to_numpy(dtype=object), name="lead_id")
+    frame.index = pd.Index(leads[Leads.lead_id].to_numpy(dtype=object), name=Leads.lead_id)
     return frame
 
 

@@ -38,10 +38,10 @@ from features.reps import (
     share_columns,
     shrink,
 )
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from features.timestamps import as_ns
 
-KEY_COLUMNS = ["lead_id", "rep_id", "at"]
+KEY_COLUMNS = [Leads.lead_id, Reps.rep_id, "at"]
 TARGET = "won"
 
 
@@ -127,12 +127,12 @@ def build_training_pairs(
     asg = data.assignments
     events = outcome_events(asg, window_days=config.conversion_window_days)
     # An outcome with no rep is not a pair: it only enters the lead-level rates (index_history).
-    known = (events["decided_at"] < as_of).to_numpy() & asg["rep_id"].notna().to_numpy()
+    known = (events["decided_at"] < as_of).to_numpy() & asg[Reps.rep_id].notna().to_numpy()
     rows = asg.loc[known]
     pairs = pd.DataFrame(
         {
-            "lead_id": rows["lead_id"].astype("str"),
-            "rep_id": rows["rep_id"].astype("str"),
+            Leads.lead_id: rows[Leads.lead_id].astype("str"),
+            Reps.rep_id: rows[Reps.rep_id].astype("str"),
             "at": rows["assigned_at"].astype("datetime64[ns]"),
         }
     )
@@ -179,22 +179,24 @@ def build_scoring_pairs(
         raise ValueError("the history index was built with another FeatureConfig than config")
     as_of = pd.Timestamp(as_of)
     if candidates is None:
-        rep_ids = data.reps.loc[data.reps["active"].astype(bool), "rep_id"].to_numpy(dtype=object)
-        lead_ids = leads["lead_id"].to_numpy(dtype=object)
+        rep_ids = data.reps.loc[data.reps["active"].astype(bool), Reps.rep_id].to_numpy(
+            dtype=object
+        )
+        lead_ids = leads[Leads.lead_id].to_numpy(dtype=object)
         candidates = pd.DataFrame(
             {
-                "lead_id": np.repeat(lead_ids, len(rep_ids)),
-                "rep_id": np.tile(rep_ids, len(lead_ids)),
+                Leads.lead_id: np.repeat(lead_ids, len(rep_ids)),
+                Reps.rep_id: np.tile(rep_ids, len(lead_ids)),
             }
         )
     pairs = pd.DataFrame(
         {
-            "lead_id": candidates["lead_id"].astype("str").to_numpy(),
-            "rep_id": candidates["rep_id"].astype("str").to_numpy(),
+            Leads.lead_id: candidates[Leads.lead_id].astype("str").to_numpy(),
+            Reps.rep_id: candidates[Reps.rep_id].astype("str").to_numpy(),
             "at": np.full(len(candidates), as_of.to_datetime64(), dtype="datetime64[ns]"),
         }
     )
-    out = _pair_frame(pairs, lead_features(leads.drop_duplicates("lead_id")), history)
+    out = _pair_frame(pairs, lead_features(leads.drop_duplicates(Leads.lead_id)), history)
     return PairFeatures.validate(out, lazy=True)
 
 
@@ -226,12 +228,12 @@ def build_pairs_at(
         raise ValueError("the history index was built with another FeatureConfig than config")
     keys = pd.DataFrame(
         {
-            "lead_id": pairs["lead_id"].astype("str").to_numpy(),
-            "rep_id": pairs["rep_id"].astype("str").to_numpy(),
+            Leads.lead_id: pairs[Leads.lead_id].astype("str").to_numpy(),
+            Reps.rep_id: pairs[Reps.rep_id].astype("str").to_numpy(),
             "at": at,
         }
     )
-    out = _pair_frame(keys, lead_features(data.leads.drop_duplicates("lead_id")), history)
+    out = _pair_frame(keys, lead_features(data.leads.drop_duplicates(Leads.lead_id)), history)
     return PairFeatures.validate(out, lazy=True)
 
 
@@ -249,7 +251,7 @@ def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFram
     table holds today's skills and region, which may have changed since.
     """
     config = history.config
-    rep_ids = queries["rep_id"]
+    rep_ids = queries[Reps.rep_id]
     at = as_ns(queries["at"])
     since = history_start(config, at)
     rates = rep_win_rates(history, rep_ids, at)
@@ -280,9 +282,9 @@ def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFram
 def _pair_frame(pairs: pd.DataFrame, leads: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame:
     """``pairs`` (lead_id, rep_id, at) with lead, rep and pair features as of ``at``; ``leads``
     is :func:`features.leads.lead_features` of (at least) the pairs' leads."""
-    position = leads.index.get_indexer(pairs["lead_id"])
+    position = leads.index.get_indexer(pairs[Leads.lead_id])
     if (position < 0).any():
-        missing = pairs["lead_id"].to_numpy(dtype=object)[position < 0]
+        missing = pairs[Leads.lead_id].to_numpy(dtype=object)[position < 0]
         raise ValueError(
             f"{len(missing)} pair(s) refer to leads missing from the leads table, e.g. "
             f"{list(dict.fromkeys(missing))[:5]}: pass the leads of every pair"

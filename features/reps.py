@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import FeatureConfig
+from features.schemas import Leads, Reps
 from features.timestamps import DAY_NS, NAT, as_ns
 
 REP_FEATURES = [
@@ -141,11 +142,11 @@ def index_history(
     """Index the assignment history (canonical ``assignments``, with ``leads`` for segment and
     account columns and ``reps`` for hire dates). Rows of any date may be passed: each question only
     ever sees the events strictly before its own time."""
-    rep_table = reps.drop_duplicates("rep_id").set_index("rep_id")
+    rep_table = reps.drop_duplicates(Reps.rep_id).set_index(Reps.rep_id)
     events = outcome_events(assignments, window_days=config.conversion_window_days)
     decided, won = as_ns(events["decided_at"]), events["won_in_window"].to_numpy()
-    lead_rows = leads.drop_duplicates("lead_id").set_index("lead_id")
-    lead_ids = assignments["lead_id"]
+    lead_rows = leads.drop_duplicates(Leads.lead_id).set_index(Leads.lead_id)
+    lead_ids = assignments[Leads.lead_id]
     vocabularies: dict[str, pd.Index] = {}
     keys: dict[str, np.ndarray] = {}
 
@@ -154,7 +155,7 @@ def index_history(
         vocabularies[kind] = pd.Index(uniques)
         keys[kind] = codes.astype(np.int64)
 
-    encode("rep", assignments["rep_id"], missing_is_value=False)
+    encode("rep", assignments[Reps.rep_id], missing_is_value=False)
     for column in dict.fromkeys([*config.segment_columns, *share_columns(config)]):
         encode(column, lead_rows[column].reindex(lead_ids))
     accounts = (
@@ -254,7 +255,7 @@ def rep_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame
     ``rep_recent_volume`` (assignments in the ``recent_days`` before ``at``).
     """
     config = history.config
-    rep_ids = queries["rep_id"]
+    rep_ids = queries[Reps.rep_id]
     at = as_ns(queries["at"])
     rates = rep_win_rates(history, rep_ids, at)
     rep_keys = history.codes("rep", rep_ids)

@@ -13,6 +13,7 @@ from enum import IntEnum
 import numpy as np
 import pandas as pd
 
+from features.schemas import Leads, Reps
 from features.tags import tag_sets, tag_values
 from matching.config import EligibilityRules
 
@@ -115,7 +116,7 @@ class Eligibility:
         n, R = len(leads), len(reps)
         active = reps["active"].to_numpy(dtype=bool)
         working = active & reps["available"].to_numpy(dtype=bool)
-        lead_index = pd.Index(leads["lead_id"])
+        lead_index = pd.Index(leads[Leads.lead_id])
 
         def column(frame: pd.DataFrame, name: str) -> pd.Series:
             return frame[name] if name in frame else pd.Series([None] * len(frame), dtype=object)
@@ -132,8 +133,8 @@ class Eligibility:
         )
         excluded = np.zeros(0, dtype=np.int64)
         if exclusions is not None and len(exclusions):
-            li = lead_index.get_indexer(exclusions["lead_id"])
-            ri = rep_index.get_indexer(exclusions["rep_id"])
+            li = lead_index.get_indexer(exclusions[Leads.lead_id])
+            ri = rep_index.get_indexer(exclusions[Reps.rep_id])
             known = (li >= 0) & (ri >= 0)
             excluded = np.unique(li[known] * max(R, 1) + ri[known])
         previous = np.full(n, -1)
@@ -142,10 +143,12 @@ class Eligibility:
             previous = np.where(prev.notna(), rep_index.get_indexer(prev.fillna("")), -1)
         pin_rep = np.full(n, -1)
         if pins is not None and len(pins):
-            pin_rep[lead_index.get_indexer(pins["lead_id"])] = rep_index.get_indexer(pins["rep_id"])
+            pin_rep[lead_index.get_indexer(pins[Leads.lead_id])] = rep_index.get_indexer(
+                pins[Reps.rep_id]
+            )
         owner_rep = np.full(n, -1)
         if rules.account_continuity and account_owners is not None and "account_id" in leads:
-            owners = account_owners.set_index("account_id")["rep_id"]
+            owners = account_owners.set_index("account_id")[Reps.rep_id]
             owner_id = leads["account_id"].map(owners)
             owner = np.where(owner_id.notna(), rep_index.get_indexer(owner_id.fillna("")), -1)
             # continuity only binds when the owner works today and may take this lead

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from features.schemas import Leads, Reps
 from matching.config import FairnessConstraints, MatchingConfig
 from matching.day import Day, prepare
 from matching.eligibility import Cause, Eligibility
@@ -289,9 +290,9 @@ def _assignments(day: Day, choice: np.ndarray, policy: str, state: Window) -> pd
     p_win = pick(day.p)
     frame = pd.DataFrame(
         {
-            "lead_id": pd.array(day.lead_ids.astype(str), dtype="str"),
+            Leads.lead_id: pd.array(day.lead_ids.astype(str), dtype="str"),
             "action": pd.array(np.where(assigned, "assign", "hold"), dtype="str"),
-            "rep_id": pd.array(
+            Reps.rep_id: pd.array(
                 [str(day.rep_ids[day.rep[k]]) if k >= 0 else None for k in choice], dtype="str"
             ),
             "p_win": p_win,
@@ -320,7 +321,7 @@ def _rep_summary(day: Day, choice: np.ndarray, state: Window) -> pd.DataFrame:
     value_share = np.where(state.working, value_share, np.nan)
     frame = pd.DataFrame(
         {
-            "rep_id": pd.array(day.rep_ids.astype(str), dtype="str"),
+            Reps.rep_id: pd.array(day.rep_ids.astype(str), dtype="str"),
             "capacity": day.capacity.astype(int),
             "assigned": state.used.astype(int),
             "tier_A": count(tiers == "A"),
@@ -363,9 +364,9 @@ def candidate_pairs(
     """
     config = config or MatchingConfig()
     leads = validated(MatchLeads, leads, "leads")
-    reps = validated(RepsToday, reps_today, "reps_today").sort_values("rep_id", kind="stable")
+    reps = validated(RepsToday, reps_today, "reps_today").sort_values(Reps.rep_id, kind="stable")
     reps = reps.reset_index(drop=True)
-    rep_index = pd.Index(reps["rep_id"])
+    rep_index = pd.Index(reps[Reps.rep_id])
     eligibility = Eligibility.build(
         leads,
         reps,
@@ -380,7 +381,7 @@ def candidate_pairs(
         else None,
     )
     working = np.flatnonzero(eligibility.working)
-    lead_ids = leads["lead_id"].to_numpy(dtype=object)
+    lead_ids = leads[Leads.lead_id].to_numpy(dtype=object)
     found_leads, found_reps = [], []
     per_chunk = max(1, chunk_pairs // max(len(working), 1))
     for first in range(0, len(leads), per_chunk):
@@ -394,7 +395,9 @@ def candidate_pairs(
     rep = np.concatenate(found_reps) if found_reps else np.zeros(0, dtype=np.int64)
     return pd.DataFrame(
         {
-            "lead_id": pd.array(lead_ids[lead].astype(str), dtype="str"),
-            "rep_id": pd.array(reps["rep_id"].to_numpy(dtype=object)[rep].astype(str), dtype="str"),
+            Leads.lead_id: pd.array(lead_ids[lead].astype(str), dtype="str"),
+            Reps.rep_id: pd.array(
+                reps[Reps.rep_id].to_numpy(dtype=object)[rep].astype(str), dtype="str"
+            ),
         }
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.schemas import Reps
 from matching.day import Day
 from matching.eligibility import Cause
 from matching.fairness import Window
@@ -85,7 +86,7 @@ CAUSES: dict[str, str] = {
 }
 """English phrases for the causes counted in ``why`` (hold_no_eligible)."""
 
-REP_PARAMS = ("rep_id", "best_rep_id", "previous_rep_id")
+REP_PARAMS = (Reps.rep_id, "best_rep_id", "previous_rep_id")
 """The reason parameters that name a rep (rendered with the rep's name when one is given)."""
 
 
@@ -248,7 +249,7 @@ def explain(day: Day, choice: np.ndarray, policy: str, state: Window) -> pd.Data
                     binding.append(f"+{len(mine) - _MAX_LISTED} more")
         else:
             r = rep[j]
-            params["rep_id"] = str(rep_ids[r])
+            params[Reps.rep_id] = str(rep_ids[r])
             params["rank"] = int(rank[lead_pos])
             params["best_rep_id"] = str(rep_ids[rep[b]])
             if day.eligibility.pin_rep[lead_pos] == r:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.schemas import Leads, Reps
 from matching.config import FairnessConstraints, MatchingConfig
 from matching.day import Day, prepare
 from matching.eligibility import Cause
@@ -35,7 +36,7 @@ class SoftViolation:
     penalty: float
 
 
-WINDOW_COLUMNS = ["day", "rep_id", "value_received", "top_tier_received", "capacity_days"]
+WINDOW_COLUMNS = ["day", Reps.rep_id, "value_received", "top_tier_received", "capacity_days"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class RollingWindow:
         if days < 0:
             raise ValueError(f"a fairness window cannot be {days} days long")
         rows = pd.DataFrame({c: pd.Series(dtype=float) for c in WINDOW_COLUMNS})
-        return cls(days, rows.astype({"day": "datetime64[ns]", "rep_id": "str"}))
+        return cls(days, rows.astype({"day": "datetime64[ns]", Reps.rep_id: "str"}))
 
     @classmethod
     def of(cls, days: int, given: pd.DataFrame, capacity: pd.DataFrame) -> RollingWindow:
@@ -72,7 +73,7 @@ class RollingWindow:
         received = pd.DataFrame(
             {
                 "day": pd.to_datetime(given["at"]).dt.normalize(),
-                "rep_id": given["rep_id"].astype("str"),
+                Reps.rep_id: given[Reps.rep_id].astype("str"),
                 "value_received": given["worth"].astype(float),
                 "top_tier_received": given["top_tier"].astype(float),
                 "capacity_days": 0.0,
@@ -81,7 +82,7 @@ class RollingWindow:
         worked = pd.DataFrame(
             {
                 "day": pd.to_datetime(capacity["day"]).dt.normalize(),
-                "rep_id": capacity["rep_id"].astype("str"),
+                Reps.rep_id: capacity[Reps.rep_id].astype("str"),
                 "value_received": 0.0,
                 "top_tier_received": 0.0,
                 "capacity_days": capacity["capacity"].astype(float),
@@ -108,7 +109,7 @@ class RollingWindow:
             pd.DataFrame(
                 {
                     "day": pd.Timestamp(day),
-                    "rep_id": rep_summary["rep_id"].astype("str"),
+                    Reps.rep_id: rep_summary[Reps.rep_id].astype("str"),
                     "value_received": rep_summary["value_received"].astype(float),
                     "top_tier_received": rep_summary["top_tier_received"].astype(float),
                     "capacity_days": rep_summary["capacity"].astype(float),
@@ -125,7 +126,7 @@ class RollingWindow:
         if not inside.any():
             return None
         totals = self.rows.loc[inside, WINDOW_COLUMNS[1:]]
-        return totals.groupby("rep_id", as_index=False, sort=True).sum()
+        return totals.groupby(Reps.rep_id, as_index=False, sort=True).sum()
 
 
 def lead_worth(
@@ -143,7 +144,7 @@ def lead_worth(
     day = prepare(candidates, leads, reps_today, config)
     return pd.DataFrame(
         {
-            "lead_id": day.lead_ids.astype(str),
+            Leads.lead_id: day.lead_ids.astype(str),
             "worth": day.lead_value,
             "top_tier": day.tier == "A",
         }
@@ -310,7 +311,7 @@ def measure(day: Day, choice: np.ndarray, hard: pd.DataFrame | None = None) -> F
     top_share = _share(state.top, state.top.sum())
     per_rep = pd.DataFrame(
         {
-            "rep_id": day.rep_ids.astype(str),
+            Reps.rep_id: day.rep_ids.astype(str),
             "working": working,
             "ramp_up": day.ramp,
             "capacity": day.capacity,
@@ -371,7 +372,7 @@ def hard_violations(day: Day, choice: np.ndarray) -> pd.DataFrame:
     used = np.bincount(day.rep[pairs], minlength=day.n_reps)
     for r in np.flatnonzero(used > day.capacity):
         rows.append((None, day.rep_ids[r], f"over capacity ({used[r]} > {day.capacity[r]})"))
-    return pd.DataFrame(rows, columns=["lead_id", "rep_id", "violation"]).astype(object)
+    return pd.DataFrame(rows, columns=[Leads.lead_id, Reps.rep_id, "violation"]).astype(object)
 
 
 def fairness_metrics(
@@ -403,10 +404,12 @@ def fairness_metrics(
         account_owners=account_owners,
         rep_signal=rep_signal,
     )
-    given = assignments.loc[assignments["rep_id"].notna(), ["lead_id", "rep_id"]].astype(str)
+    given = assignments.loc[assignments[Reps.rep_id].notna(), [Leads.lead_id, Reps.rep_id]].astype(
+        str
+    )
     n_reps = max(day.n_reps, 1)
-    lead = pd.Index(day.lead_ids).get_indexer(given["lead_id"])
-    rep = pd.Index(day.rep_ids).get_indexer(given["rep_id"])
+    lead = pd.Index(day.lead_ids).get_indexer(given[Leads.lead_id])
+    rep = pd.Index(day.rep_ids).get_indexer(given[Reps.rep_id])
     pair = np.full(len(given), -1)
     known = (lead >= 0) & (rep >= 0)
     keys = day.lead * n_reps + day.rep
@@ -422,7 +425,7 @@ def fairness_metrics(
         (lid, rid, "not a scored candidate pair")
         for lid, rid in given.loc[pair < 0].itertuples(index=False)
     ]
-    twice = given["lead_id"].duplicated(keep="first").to_numpy()
+    twice = given[Leads.lead_id].duplicated(keep="first").to_numpy()
     problems += [
         (lid, rid, "lead assigned more than once")
         for lid, rid in given.loc[twice].itertuples(index=False)

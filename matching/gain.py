@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from features.schemas import Leads, Reps
+
 
 @dataclass(frozen=True)
 class GainSplit:
@@ -74,8 +76,8 @@ def split_gain(
         round_robin=theirs,
         selection=selection,
         matching=(ours - theirs - selection) if rep_signal else 0.0,
-        placed=int(leadmatch["rep_id"].notna().sum()),
-        placed_round_robin=int(round_robin["rep_id"].notna().sum()),
+        placed=int(leadmatch[Reps.rep_id].notna().sum()),
+        placed_round_robin=int(round_robin[Reps.rep_id].notna().sum()),
         to_place=int(leadmatch["p_baseline"].notna().sum()),
         rep_signal=rep_signal,
     )
@@ -87,7 +89,7 @@ def plan_worth(
     """Expected worth of a plan: the sum of value * win chance over its placed leads (rep_id
     set), with the model's p_win when the rep signal is trusted and p_baseline otherwise;
     ``values``: lead_id -> value(l) (default 1: expected wins)."""
-    placed = assignments.loc[assignments["rep_id"].notna()]
+    placed = assignments.loc[assignments[Reps.rep_id].notna()]
     chance = placed["p_win" if rep_signal else "p_baseline"].to_numpy(float)
-    value = placed["lead_id"].map(values).to_numpy(float) if values is not None else 1.0
+    value = placed[Leads.lead_id].map(values).to_numpy(float) if values is not None else 1.0
     return float((value * chance).sum())

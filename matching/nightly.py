@@ -22,7 +22,7 @@ from features.daily import (
     rep_day,
     working_days_before,
 )
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from matching.config import MatchingConfig
 from matching.engine import MatchResult, candidate_pairs
 from matching.explain import ENGLISH
@@ -54,13 +54,13 @@ def crm_window(
     given = given_in_window(state, day, days)
     worth = []
     for when, group in given.groupby(given["assigned_at"].dt.normalize(), sort=True):
-        leads = state.leads.loc[state.leads["lead_id"].isin(group["lead_id"])]
+        leads = state.leads.loc[state.leads[Leads.lead_id].isin(group[Leads.lead_id])]
         reps = rep_day(state, when)
         candidates = candidate_pairs(leads, reps, config)
         scored = candidates.assign(p_win=p_win(leads, candidates, when))
-        worth.append(group.merge(lead_worth(scored, leads, reps, config), on="lead_id"))
+        worth.append(group.merge(lead_worth(scored, leads, reps, config), on=Leads.lead_id))
     capacity = [
-        rep_day(state, when)[["rep_id", "capacity"]].assign(day=when)
+        rep_day(state, when)[[Reps.rep_id, "capacity"]].assign(day=when)
         for when in working_days_before(day, days, working_days)
     ]
     if not worth and not capacity:
@@ -68,14 +68,14 @@ def crm_window(
     given = (
         pd.concat(worth, ignore_index=True)
         if worth
-        else pd.DataFrame(columns=["assigned_at", "rep_id", "worth", "top_tier"])
+        else pd.DataFrame(columns=["assigned_at", Reps.rep_id, "worth", "top_tier"])
     )
     return RollingWindow.of(
         days,
         given.rename(columns={"assigned_at": "at"}),
         pd.concat(capacity, ignore_index=True)
         if capacity
-        else pd.DataFrame(columns=["day", "rep_id", "capacity"]),
+        else pd.DataFrame(columns=["day", Reps.rep_id, "capacity"]),
     )
 
 
@@ -88,11 +88,11 @@ def settle_reclaims(result: MatchResult, pool: LeadPool) -> tuple[MatchResult, L
     Returns the result with these rows rewritten and the pool with ``kept`` counted.
     """
     asg = result.assignments
-    by_lead = pool.leads.set_index("lead_id")
-    reclaim = asg["lead_id"].map(by_lead["reclaim"]).astype("string")
-    previous = asg["lead_id"].map(by_lead["previous_rep_id"]).astype("string")
-    waited = asg["lead_id"].map(by_lead["days_without_contact"])
-    keep = ((reclaim == "sla") & asg["rep_id"].isna()).to_numpy(dtype=bool, na_value=False)
+    by_lead = pool.leads.set_index(Leads.lead_id)
+    reclaim = asg[Leads.lead_id].map(by_lead["reclaim"]).astype("string")
+    previous = asg[Leads.lead_id].map(by_lead["previous_rep_id"]).astype("string")
+    waited = asg[Leads.lead_id].map(by_lead["days_without_contact"])
+    keep = ((reclaim == "sla") & asg[Reps.rep_id].isna()).to_numpy(dtype=bool, na_value=False)
     left = (reclaim == "rep_left").to_numpy(dtype=bool, na_value=False)
     if not keep.any() and not left.any():
         return result, pool
@@ -100,7 +100,7 @@ def settle_reclaims(result: MatchResult, pool: LeadPool) -> tuple[MatchResult, L
     codes, params, reasons = (asg[c].tolist() for c in ("reason_code", "reason_params", "reason"))
     for k in np.flatnonzero(keep):
         values = {
-            "rep_id": str(previous.iloc[k]),
+            Reps.rep_id: str(previous.iloc[k]),
             "days_without_contact": int(waited.iloc[k]),
         }
         codes[k], params[k] = "keep", json.dumps(values, sort_keys=True, ensure_ascii=False)
@@ -116,6 +116,6 @@ def settle_reclaims(result: MatchResult, pool: LeadPool) -> tuple[MatchResult, L
         reasons[k] = ENGLISH.render(parts, values)
     asg["reason_code"], asg["reason_params"], asg["reason"] = codes, params, reasons
     asg["action"] = asg["action"].mask(keep, "keep")
-    asg["rep_id"] = asg["rep_id"].mask(keep, previous)
+    asg[Reps.rep_id] = asg[Reps.rep_id].mask(keep, previous)
     asg.loc[keep, "binding"] = ""
     return replace(result, assignments=asg), replace(pool, kept=int(keep.sum()))

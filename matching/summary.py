@@ -25,6 +25,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing.pandas import Series
 
+from features.schemas import Leads, Reps
 from matching.config import MatchingConfig
 from matching.day import lead_values
 from matching.engine import MatchResult, match
@@ -81,7 +82,7 @@ class PlanAssignments(pa.DataFrameModel):
     @pa.dataframe_check(error="assign and reassign rows name the rep; hold rows name none")
     def _rep_follows_action(cls, frame: pd.DataFrame) -> pd.Series:
         placed = frame["action"].isin(["assign", "reassign", "keep"])
-        return frame["rep_id"].notna() == placed
+        return frame[Reps.rep_id].notna() == placed
 
     @pa.dataframe_check(error="reassign and keep rows name the previous rep")
     def _previous_rep_follows_action(cls, frame: pd.DataFrame) -> pd.Series:
@@ -89,7 +90,7 @@ class PlanAssignments(pa.DataFrameModel):
 
     @pa.dataframe_check(error="a keep row stays with its previous rep")
     def _keep_stays(cls, frame: pd.DataFrame) -> pd.Series:
-        return (frame["action"] != "keep") | (frame["rep_id"] == frame["previous_rep_id"])
+        return (frame["action"] != "keep") | (frame[Reps.rep_id] == frame["previous_rep_id"])
 
 
 class PlanRepSummary(pa.DataFrameModel):
@@ -228,7 +229,7 @@ class ManagerPlan:
 
 def rep_labels(reps: pd.DataFrame) -> dict[str, str]:
     """rep_id -> the rep's name (name and id when the name is missing or not unique)."""
-    ids = reps["rep_id"].astype(str)
+    ids = reps[Reps.rep_id].astype(str)
     names = reps["name"] if "name" in reps else pd.Series(pd.NA, index=reps.index)
     names = names.astype("string").str.strip()
     repeated = names.duplicated(keep=False) | names.isna() | (names == "")
@@ -242,14 +243,16 @@ def tier_by_tenure(
 ) -> pd.DataFrame:
     """Top-tier leads placed today per tenure group (:class:`TierByTenure`): ramp-up (tenure
     below ``ramp_days``), up to a year, over a year. ``assignments``: lead_id, rep_id, tier."""
-    reps = reps_today.set_index("rep_id")
+    reps = reps_today.set_index(Reps.rep_id)
     tenure = reps["tenure_days"].astype(float)
     group = pd.Series(
         np.select([tenure < ramp_days, tenure <= 365], TENURE_GROUPS[:2], TENURE_GROUPS[2]),
         index=reps.index,
     )
     working = reps["capacity"] > 0
-    top = assignments.loc[(assignments["tier"] == "A") & assignments["rep_id"].notna(), "rep_id"]
+    top = assignments.loc[
+        (assignments["tier"] == "A") & assignments[Reps.rep_id].notna(), Reps.rep_id
+    ]
     counts = top.map(group).value_counts().reindex(TENURE_GROUPS, fill_value=0)
     capacity = reps["capacity"].where(working, 0).groupby(group).sum()
     capacity = capacity.reindex(TENURE_GROUPS, fill_value=0).astype(float)
@@ -324,7 +327,7 @@ def _values(leads: pd.DataFrame, config: MatchingConfig) -> dict[str, float] | N
     if config.objective == "conversions":
         return None
     return dict(
-        zip(leads["lead_id"].astype(str), lead_values(leads, config.objective), strict=True)
+        zip(leads[Leads.lead_id].astype(str), lead_values(leads, config.objective), strict=True)
     )
 
 
@@ -340,9 +343,9 @@ def _plan_rows(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The plan's rows (reason still empty) and their reason codes, sorted as a manager works:
     placed leads by rep, then kept leads by rep, then held leads; each by tier and lead."""
-    names = reps_today.set_index("rep_id")["name"]
+    names = reps_today.set_index(Reps.rep_id)["name"]
     if "previous_rep_id" in leads:
-        previous_rep = matched["lead_id"].map(leads.set_index("lead_id")["previous_rep_id"])
+        previous_rep = matched[Leads.lead_id].map(leads.set_index(Leads.lead_id)["previous_rep_id"])
     else:
         previous_rep = pd.Series(pd.NA, index=matched.index)
     previous_rep = previous_rep.astype("str")
@@ -353,10 +356,10 @@ def _plan_rows(
     frame = pd.DataFrame(
         {
             "run_date": run_date,
-            "lead_id": matched["lead_id"].astype("str"),
+            Leads.lead_id: matched[Leads.lead_id].astype("str"),
             "action": action,
-            "rep_id": matched["rep_id"].astype("str"),
-            "rep_name": matched["rep_id"].map(names).astype("str"),
+            Reps.rep_id: matched[Reps.rep_id].astype("str"),
+            "rep_name": matched[Reps.rep_id].map(names).astype("str"),
             "previous_rep_id": previous_rep,
             "previous_rep_name": previous_rep.map(names).astype("str"),
             "tier": matched["tier"],
@@ -368,12 +371,14 @@ def _plan_rows(
         }
     )
     if values is not None:
-        frame["expected_revenue"] = matched["lead_id"].map(values).astype(float) * p_win
+        frame["expected_revenue"] = matched[Leads.lead_id].map(values).astype(float) * p_win
     frame["reason"] = ""
     order = frame.assign(
         _group=action.map(_ACTION_ORDER),
         _tier=frame["tier"].map({"A": 0, "B": 1, "C": 2}),
-    ).sort_values(["_group", "rep_id", "_tier", "lead_id"], kind="stable", na_position="last")
+    ).sort_values(
+        ["_group", Reps.rep_id, "_tier", Leads.lead_id], kind="stable", na_position="last"
+    )
     explanations = matched.loc[order.index, ["reason_code", "reason_params"]]
     return frame.loc[order.index].reset_index(drop=True), explanations.reset_index(drop=True)
 
@@ -393,7 +398,7 @@ def _figures_used(
         best_rep_id=pd.array([pd.NA] * len(asg), dtype="str"),
     )
     if values is not None:
-        value = asg["lead_id"].map(values).astype(float)
+        value = asg[Leads.lead_id].map(values).astype(float)
         out["expected_revenue"] = (value * asg["lead_win_chance_pct"] / 100).where(placed)
     return out
 
@@ -402,11 +407,11 @@ def _keep_names_its_rep(explanations: pd.DataFrame, asg: pd.DataFrame) -> pd.Dat
     """A keep row's reason names the rep it stays with, whatever parameters it came with."""
     params = []
     for text, action, rep in zip(
-        explanations["reason_params"], asg["action"], asg["rep_id"], strict=True
+        explanations["reason_params"], asg["action"], asg[Reps.rep_id], strict=True
     ):
         if action == "keep":
             values = json.loads(text)
-            values.setdefault("rep_id", rep)
+            values.setdefault(Reps.rep_id, rep)
             values.setdefault("days_without_contact", "several")
             text = json.dumps(values, sort_keys=True, ensure_ascii=False)
         params.append(text)
@@ -420,14 +425,14 @@ def _rep_rows(
     values: Mapping[str, float] | None,
     rep_signal: bool,
 ) -> pd.DataFrame:
-    matched = fair.assignments.loc[fair.assignments["rep_id"].notna()]
+    matched = fair.assignments.loc[fair.assignments[Reps.rep_id].notna()]
     chance = matched["p_win" if rep_signal else "p_baseline"]
-    wins = chance.groupby(matched["rep_id"]).sum()
-    summary = reps_today[["rep_id", "name", "team", "available", "open_load"]].merge(
-        fair.rep_summary, on="rep_id", how="left"
+    wins = chance.groupby(matched[Reps.rep_id]).sum()
+    summary = reps_today[[Reps.rep_id, "name", "team", "available", "open_load"]].merge(
+        fair.rep_summary, on=Reps.rep_id, how="left"
     )
-    rep = summary["rep_id"]
-    kept = asg.loc[asg["action"] == "keep"].groupby("rep_id").size()
+    rep = summary[Reps.rep_id]
+    kept = asg.loc[asg["action"] == "keep"].groupby(Reps.rep_id).size()
     moved_away = asg.loc[asg["action"] == "reassign"].groupby("previous_rep_id").size()
     assigned = summary["assigned"].fillna(0).astype(int)
     capacity = summary["capacity"].fillna(0).astype(int)
@@ -436,7 +441,7 @@ def _rep_rows(
     fair_share = 100 * summary["fair_share"].fillna(0.0)
     frame = pd.DataFrame(
         {
-            "rep_id": rep.astype("str"),
+            Reps.rep_id: rep.astype("str"),
             "rep_name": summary["name"].astype("str"),
             "team": summary["team"].astype("str"),
             "available": summary["available"].astype(bool),
@@ -451,8 +456,8 @@ def _rep_rows(
         }
     )
     if values is not None:
-        worth = matched["lead_id"].map(values).astype(float) * chance
-        frame["expected_revenue"] = rep.map(worth.groupby(matched["rep_id"]).sum()).fillna(0.0)
+        worth = matched[Leads.lead_id].map(values).astype(float) * chance
+        frame["expected_revenue"] = rep.map(worth.groupby(matched[Reps.rep_id]).sum()).fillna(0.0)
     open_after = summary["open_load"] + assigned - rep.map(moved_away).fillna(0).astype(int)
     frame = frame.assign(
         capacity_used_pct=100 * summary["capacity_use"],
@@ -461,25 +466,25 @@ def _rep_rows(
         share_gap_pts=share - fair_share,
         open_load_after=open_after.clip(lower=0).astype(int),
     )
-    return frame.sort_values("rep_id", kind="stable").reset_index(drop=True)
+    return frame.sort_values(Reps.rep_id, kind="stable").reset_index(drop=True)
 
 
 def _left_out(too_old: pd.DataFrame | None, reps_today: pd.DataFrame) -> pd.DataFrame:
-    columns = ["lead_id", "created_at", "age_days", "previous_rep_id"]
+    columns = [Leads.lead_id, "created_at", "age_days", "previous_rep_id"]
     if too_old is None:
         too_old = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    names = reps_today.set_index("rep_id")["name"]
+    names = reps_today.set_index(Reps.rep_id)["name"]
     previous = too_old["previous_rep_id"].astype("str")
     frame = pd.DataFrame(
         {
-            "lead_id": too_old["lead_id"].astype("str"),
+            Leads.lead_id: too_old[Leads.lead_id].astype("str"),
             "created_at": pd.to_datetime(too_old["created_at"]),
             "age_days": too_old["age_days"].astype(int),
             "previous_rep_id": previous,
             "previous_rep_name": previous.map(names).astype("str"),
         }
     )
-    frame = frame.sort_values(["created_at", "lead_id"], kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["created_at", Leads.lead_id], kind="stable").reset_index(drop=True)
     return LeftOut.validate(frame)
 
 
@@ -491,7 +496,7 @@ def _fairness_notes(
 ) -> list[FairnessNote]:
     """The rules that did not hold (from the soft violations, as shares) and what they cost."""
     rules = config.fairness
-    summary = fair.rep_summary.set_index("rep_id")
+    summary = fair.rep_summary.set_index(Reps.rep_id)
     working = int((summary["capacity"] > 0).sum())
     notes: list[FairnessNote] = []
     cap = rules.top_tier_cap

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from features.schemas import Leads
+
 ChunkScores = Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]
 """``score(leads, candidates)``: one probability per row of ``candidates`` (lead_id, rep_id),
 whose leads are the rows of ``leads``."""
@@ -28,7 +30,7 @@ def score_in_chunks(
     out = np.empty(len(candidates))
     if candidates.empty:
         return out
-    lead_codes = pd.factorize(candidates["lead_id"])[0]
+    lead_codes = pd.factorize(candidates[Leads.lead_id])[0]
     per_lead = np.bincount(lead_codes)
     starts = np.concatenate([[0], np.cumsum(per_lead)])
     order = np.argsort(lead_codes, kind="stable")
@@ -39,7 +41,7 @@ def score_in_chunks(
         lead_end = max(lead_end, lead_start + 1)
         rows = slice(starts[lead_start], starts[lead_end])
         chunk = ordered.iloc[rows]
-        chunk_leads = leads.loc[leads["lead_id"].isin(chunk["lead_id"])]
+        chunk_leads = leads.loc[leads[Leads.lead_id].isin(chunk[Leads.lead_id])]
         out[order[rows]] = score(chunk_leads, chunk)
         lead_start = lead_end
     return out

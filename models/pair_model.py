@@ -14,6 +14,7 @@ from sklearn.metrics import log_loss
 
 from features.config import SegmentColumn
 from features.pairs import TARGET, feature_columns
+from features.schemas import Reps
 from models.config import ModelConfig
 from models.encoding import CategoryCodes
 from models.splits import time_split_masks
@@ -152,7 +153,7 @@ def check_training_pairs(
     and some segment value worked by two or more reps (otherwise a rep's effect cannot be told
     apart from its segment's).
     """
-    needed = ["at", "rep_id"] + ([] if y is not None else [TARGET])
+    needed = ["at", Reps.rep_id] + ([] if y is not None else [TARGET])
     missing = [c for c in needed if c not in pairs]
     if missing:
         raise ValueError(
@@ -199,13 +200,15 @@ def check_training_pairs(
 
 
 def _check_rep_overlap(pairs: pd.DataFrame) -> None:
-    n_reps = pairs["rep_id"].nunique()
+    n_reps = pairs[Reps.rep_id].nunique()
     if n_reps < 2:
         raise ValueError(
             f"only {n_reps} rep in the training pairs: rep effects need at least two reps"
         )
     segments = [c for c in SEGMENT_COLUMNS if c in pairs]
-    shared = any((pairs.groupby(c, dropna=False)["rep_id"].nunique() >= 2).any() for c in segments)
+    shared = any(
+        (pairs.groupby(c, dropna=False)[Reps.rep_id].nunique() >= 2).any() for c in segments
+    )
     if not shared:
         raise ValueError(
             "no overlap between reps and segments: every "

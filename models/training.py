@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from features.pairs import TARGET
+from features.schemas import Leads, Reps
 from models.baselines import LogisticPairModel, lead_only_model
 from models.config import ModelConfig
 from models.evaluation import calibration_by_group, calibration_plot, evaluate, tenure_band
@@ -105,7 +106,7 @@ def train_and_evaluate(pairs: pd.DataFrame, config: ModelConfig | None = None) -
         y,
         predictions[PAIR],
         predictions[LEAD_ONLY],
-        test["lead_id"],
+        test[Leads.lead_id],
         n_bootstrap=config.n_bootstrap,
         level=config.signal_level,
         seed=config.seed,
@@ -114,7 +115,7 @@ def train_and_evaluate(pairs: pd.DataFrame, config: ModelConfig | None = None) -
     for fitted in (models[PAIR], models[served]):
         fitted.rep_signal_ = signal
     bands = tenure_band(test["rep_tenure_days"], config.tenure_bands_days)
-    held_out = test[["lead_id", "rep_id", "at", TARGET, "rep_tenure_days"]].assign(
+    held_out = test[[Leads.lead_id, Reps.rep_id, "at", TARGET, "rep_tenure_days"]].assign(
         **{f"p_{name}": p for name, p in predictions.items()}
     )
     return TrainingResult(

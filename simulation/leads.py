@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from features.schemas import Leads
 from simulation.clock import CLOSE_HOUR, DAY_NS, OPEN_HOUR, SECOND_NS, is_business_day
 from simulation.scenarios import Scenario
 
@@ -200,7 +201,7 @@ def concat_leads(first: LeadTruth, second: LeadTruth) -> LeadTruth:
         for f in dataclasses.fields(LeadTruth)
         if f.name != "index"
     }
-    return LeadTruth(**arrays, index=pd.Index(arrays["lead_id"]))
+    return LeadTruth(**arrays, index=pd.Index(arrays[Leads.lead_id]))
 
 
 def leads_frame(leads: LeadTruth, accounts: Accounts) -> pd.DataFrame:
@@ -213,7 +214,7 @@ def leads_frame(leads: LeadTruth, accounts: Accounts) -> pd.DataFrame:
     product = np.where(leads.product >= 0, PRODUCTS[np.maximum(leads.product, 0)], None)
     return pd.DataFrame(
         {
-            "lead_id": pd.array(leads.lead_id, dtype="str"),
+            Leads.lead_id: pd.array(leads.lead_id, dtype="str"),
             "created_at": leads.created_ns.view("datetime64[ns]"),
             "source": pd.array(SOURCES[leads.source], dtype="str"),
             "industry": pd.array(INDUSTRIES[leads.industry], dtype="str"),

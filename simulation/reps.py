@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from features.schemas import Reps
 from simulation.clock import DAY_NS, YEAR_DAYS, is_business_day
 from simulation.leads import INDUSTRIES, INDUSTRY_P, PRODUCTS, REGION_P, REGIONS
 from simulation.scenarios import Scenario
@@ -216,7 +217,7 @@ def _reps_frame(truth: RepTruth, rng: np.random.Generator, active: np.ndarray) -
     max_open = np.where(np.isfinite(truth.max_open), truth.max_open, np.nan)
     return pd.DataFrame(
         {
-            "rep_id": pd.array(truth.rep_id, dtype="str"),
+            Reps.rep_id: pd.array(truth.rep_id, dtype="str"),
             "name": pd.array(names, dtype="str"),
             "team": pd.array(teams, dtype="str"),
             "region": pd.array(REGIONS[truth.region], dtype="str"),
@@ -264,7 +265,7 @@ def draw_calendar(
     day_pos, rep_pos = np.nonzero(((absent | override) & employed).T)
     frame = pd.DataFrame(
         {
-            "rep_id": pd.array(reps.rep_id[rep_pos], dtype="str"),
+            Reps.rep_id: pd.array(reps.rep_id[rep_pos], dtype="str"),
             "date": day_ns[day_pos].view("datetime64[ns]"),
             "available": ~absent[rep_pos, day_pos],
             "capacity": pd.array(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from simulation import truth
 from simulation.clock import DAY_NS, MISSING, day_number, to_datetime, to_ns
 from simulation.leads import (
@@ -23,7 +23,7 @@ from simulation.reps import STAYED_NS, RepTruth, draw_calendar, draw_reps
 from simulation.routing import History, route_history
 from simulation.scenarios import SCENARIOS, Scenario
 
-_PAIR_COLUMNS = ("lead_id", "rep_id", "at")
+_PAIR_COLUMNS = (Leads.lead_id, Reps.rep_id, "at")
 _NEW_LEADS_STREAM = 1
 
 
@@ -100,7 +100,7 @@ class CrmWorld:
         under test are not counted: pass open_load in the pairs frame to include them.
         Returns an int64 array aligned with rep_ids.
         """
-        rep_pos = _positions(self._reps.index, rep_ids, "rep_id")
+        rep_pos = _positions(self._reps.index, rep_ids, Reps.rep_id)
         at_ns = to_ns(at)
         if len(at_ns) not in (1, len(rep_pos)):
             raise ValueError(
@@ -138,7 +138,7 @@ class CrmWorld:
         reps = self._reps
         return pd.DataFrame(
             {
-                "rep_id": pd.array(reps.rep_id, dtype="str"),
+                Reps.rep_id: pd.array(reps.rep_id, dtype="str"),
                 "skill": reps.skill,
                 "comfort_load": reps.comfort.astype(float),
                 "contact_rate": reps.contact_rate,
@@ -161,7 +161,7 @@ class CrmWorld:
         mean, sd = truth.knowable_quality(self.scenario, leads, every)
         return pd.DataFrame(
             {
-                "lead_id": pd.array(leads.lead_id, dtype="str"),
+                Leads.lead_id: pd.array(leads.lead_id, dtype="str"),
                 "observed_quality": leads.observed,
                 "latent_quality": leads.latent,
                 "quality": leads.observed + leads.latent,
@@ -181,8 +181,8 @@ class CrmWorld:
         h = self._history
         return pd.DataFrame(
             {
-                "lead_id": pd.array(self._leads.lead_id[h.lead], dtype="str"),
-                "rep_id": pd.array(self._reps.rep_id[h.rep], dtype="str"),
+                Leads.lead_id: pd.array(self._leads.lead_id[h.lead], dtype="str"),
+                Reps.rep_id: pd.array(self._reps.rep_id[h.rep], dtype="str"),
                 "assigned_at": to_datetime(h.assigned_ns),
                 "open_load": h.open_load,
                 "p_win": h.p_win,
@@ -199,8 +199,8 @@ class CrmWorld:
                 f"pairs is missing column(s) {missing}: expected lead_id, rep_id, at "
                 "and optionally open_load"
             )
-        lead_pos = _positions(self._leads.index, pairs["lead_id"], "lead_id")
-        rep_pos = _positions(self._reps.index, pairs["rep_id"], "rep_id")
+        lead_pos = _positions(self._leads.index, pairs[Leads.lead_id], Leads.lead_id)
+        rep_pos = _positions(self._reps.index, pairs[Reps.rep_id], Reps.rep_id)
         at_ns = to_ns(pairs["at"]) if len(pairs) else np.empty(0, dtype=np.int64)
         if "open_load" in pairs.columns:
             load = pd.to_numeric(pairs["open_load"]).to_numpy(dtype=float, na_value=np.nan)
@@ -238,8 +238,8 @@ def assignments_frame(
     status = np.where(closed, np.where(history.won, "won", "lost"), "open")
     return pd.DataFrame(
         {
-            "lead_id": pd.array(leads.lead_id[history.lead], dtype="str"),
-            "rep_id": pd.array(reps.rep_id[history.rep], dtype="str"),
+            Leads.lead_id: pd.array(leads.lead_id[history.lead], dtype="str"),
+            Reps.rep_id: pd.array(reps.rep_id[history.rep], dtype="str"),
             "assigned_at": to_datetime(history.assigned_ns),
             "first_contact_at": to_datetime(np.where(contacted, history.contact_ns, MISSING)),
             "status": pd.array(status, dtype="str"),

@@ -15,6 +15,7 @@ from features.adapters.derive import rep_history
 from features.adapters.spec import ColumnMapping, MappingError
 from features.adapters.tables import AdapterResult, apply_mapping, missing
 from features.adapters.text import clean_text, n, plural
+from features.schemas import Leads, Reps
 from features.timestamps import parse_dates
 
 _MAVEN_RAW = {
@@ -50,7 +51,7 @@ MAVEN_COLUMNS = ColumnMapping.parse(
             "leads": {
                 "file": "opportunities",
                 "columns": {
-                    "lead_id": "opportunity_id",
+                    Leads.lead_id: "opportunity_id",
                     "created_at": "created",
                     "industry": "sector",
                     "region": "office_location",
@@ -66,8 +67,8 @@ MAVEN_COLUMNS = ColumnMapping.parse(
             "assignments": {
                 "file": "opportunities",
                 "columns": {
-                    "lead_id": "opportunity_id",
-                    "rep_id": "sales_agent",
+                    Leads.lead_id: "opportunity_id",
+                    Reps.rep_id: "sales_agent",
                     "assigned_at": "created",
                     "first_contact_at": "engage_date",
                     "status": "deal_stage",
@@ -86,7 +87,7 @@ MAVEN_COLUMNS = ColumnMapping.parse(
             "reps": {
                 "file": "agents",
                 "columns": {
-                    "rep_id": "sales_agent",
+                    Reps.rep_id: "sales_agent",
                     "name": "sales_agent",
                     "team": "manager",
                     "region": "regional_office",
