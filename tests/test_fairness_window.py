@@ -13,6 +13,7 @@ from matching import MatchingConfig, match
 from matching.config import FairnessConstraints
 from matching.fairness import RollingWindow, lead_worth
 from matching.nightly import crm_window
+from tests.day_frames import day_frames
 
 RUN = pd.Timestamp("2024-03-11")  # a Monday: the window is Mon 03-04 .. Sun 03-10
 
@@ -218,33 +219,8 @@ def test_a_window_cannot_be_negative():
 
 
 def frames(p, capacity, leads=None, reps=None):
-    """candidates, leads, reps_today for a p matrix (rows leads L0.., columns reps R0..)."""
-    n, r = len(p), len(capacity)
-    rows = [(f"L{i}", f"R{j}", p[i][j]) for i in range(n) for j in range(r)]
-    candidates = pd.DataFrame(rows, columns=["lead_id", "rep_id", "p_win"])
-    lead_frame = pd.DataFrame(
-        {
-            "lead_id": [f"L{i}" for i in range(n)],
-            "created_at": pd.date_range("2024-03-08 08:00", periods=n, freq="h"),
-            **(leads or {}),
-        }
-    )
-    rep_frame = pd.DataFrame(
-        {
-            "rep_id": [f"R{j}" for j in range(r)],
-            "active": True,
-            "available": True,
-            "capacity": capacity,
-            "open_load": 0,
-            "max_open_leads": pd.array([None] * r, dtype="Int64"),
-            "tenure_days": 400.0,
-            "skills": "",
-            "region": "EU",
-            "languages": "",
-            **(reps or {}),
-        }
-    )
-    return candidates, lead_frame, rep_frame
+    """candidates, leads, reps_today for a p matrix, leads created from 8 March 2024."""
+    return day_frames(p, capacity, leads, reps, start="2024-03-08 08:00")
 
 
 NO_FAIRNESS = MatchingConfig(fairness=FairnessConstraints().disabled(), price_of_fairness=False)

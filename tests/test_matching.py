@@ -22,39 +22,9 @@ from matching import (
 from matching.config import EligibilityRules, FairnessConstraints
 from matching.day import prepare
 from matching.engine import shortlist
+from tests.day_frames import day_frames
 
 NO_FAIRNESS = MatchingConfig(fairness=FairnessConstraints().disabled(), price_of_fairness=False)
-
-
-def frames(p, capacity, leads=None, reps=None):
-    """candidates, leads, reps for a p matrix (rows leads L0.., columns reps R0..; None = pair
-    not scored) and per-rep capacities; extra lead or rep columns as dicts of lists."""
-    n, r = len(p), len(capacity)
-    rows = [(f"L{i}", f"R{j}", p[i][j]) for i in range(n) for j in range(r) if p[i][j] is not None]
-    candidates = pd.DataFrame(rows, columns=["lead_id", "rep_id", "p_win"])
-    lead_frame = pd.DataFrame(
-        {
-            "lead_id": [f"L{i}" for i in range(n)],
-            "created_at": pd.date_range("2025-01-06 08:00", periods=n, freq="h"),
-            **(leads or {}),
-        }
-    )
-    rep_frame = pd.DataFrame(
-        {
-            "rep_id": [f"R{j}" for j in range(r)],
-            "active": True,
-            "available": True,
-            "capacity": capacity,
-            "open_load": 0,
-            "max_open_leads": pd.array([None] * r, dtype="Int64"),
-            "tenure_days": 400.0,
-            "skills": "",
-            "region": "EU",
-            "languages": "",
-            **(reps or {}),
-        }
-    )
-    return candidates, lead_frame, rep_frame
 
 
 def by_lead(result):
@@ -65,7 +35,7 @@ def by_lead(result):
 
 
 def test_each_lead_goes_to_its_best_rep_when_capacity_allows():
-    result = match(*frames([[0.5, 0.2], [0.1, 0.3]], [1, 1]), NO_FAIRNESS)
+    result = match(*day_frames([[0.5, 0.2], [0.1, 0.3]], [1, 1]), NO_FAIRNESS)
     rows = by_lead(result)
     assert rows["rep_id"].tolist() == ["R0", "R1"]
     assert rows["reason_code"].tolist() == ["best_rep", "best_rep"]
@@ -76,8 +46,8 @@ def test_each_lead_goes_to_its_best_rep_when_capacity_allows():
 def test_the_optimum_trades_a_small_loss_for_a_larger_gain():
     # Greedy in arrival order gives L0 to R0 and L1 to R1 (0.5 + 0.1); the optimum swaps them.
     p = [[0.5, 0.45], [0.9, 0.1]]
-    optimum = by_lead(match(*frames(p, [1, 1]), NO_FAIRNESS))
-    greedy = by_lead(match(*frames(p, [1, 1]), NO_FAIRNESS, policy="greedy"))
+    optimum = by_lead(match(*day_frames(p, [1, 1]), NO_FAIRNESS))
+    greedy = by_lead(match(*day_frames(p, [1, 1]), NO_FAIRNESS, policy="greedy"))
     assert optimum["rep_id"].tolist() == ["R1", "R0"]
     assert greedy["rep_id"].tolist() == ["R0", "R1"]
     second = optimum.loc["L0"]
@@ -88,7 +58,7 @@ def test_the_optimum_trades_a_small_loss_for_a_larger_gain():
 
 
 def test_capacity_counts_the_open_load_limit():
-    candidates, leads, reps = frames([[0.5, 0.1]] * 3, [3, 3])
+    candidates, leads, reps = day_frames([[0.5, 0.1]] * 3, [3, 3])
     reps["max_open_leads"] = pd.array([5, None], dtype="Int64")
     reps["open_load"] = [4, 0]
     rows = by_lead(match(candidates, leads, reps, NO_FAIRNESS))
@@ -132,13 +102,13 @@ def test_capacity_counts_the_open_load_limit():
 )
 def test_eligibility_rules(rules, lead_cols, rep_cols, expected):
     config = NO_FAIRNESS.model_copy(update={"eligibility": rules})
-    result = match(*frames([[0.6, 0.2]], [1, 1], lead_cols, rep_cols), config)
+    result = match(*day_frames([[0.6, 0.2]], [1, 1], lead_cols, rep_cols), config)
     assert by_lead(result).loc["L0", "rep_id"] == expected
     assert result.fairness.hard_violations.empty
 
 
 def test_candidate_pairs_lists_exactly_the_eligible_pairs():
-    _, leads, reps = frames(
+    _, leads, reps = day_frames(
         [[0.1, 0.1, 0.1]] * 2,
         [1, 1, 0],
         {"region": ["EU", "APAC"]},
@@ -152,7 +122,7 @@ def test_candidate_pairs_lists_exactly_the_eligible_pairs():
 
 def test_pins_exclusions_and_account_continuity():
     p = [[0.9, 0.2, 0.1], [0.9, 0.2, 0.1], [0.9, 0.2, 0.1]]
-    candidates, leads, reps = frames(p, [3, 3, 3], {"account_id": [None, None, "A7"]})
+    candidates, leads, reps = day_frames(p, [3, 3, 3], {"account_id": [None, None, "A7"]})
     result = match(
         candidates,
         leads,
@@ -170,7 +140,7 @@ def test_pins_exclusions_and_account_continuity():
 
 
 def test_account_continuity_yields_when_the_owner_is_away():
-    candidates, leads, reps = frames(
+    candidates, leads, reps = day_frames(
         [[0.9, 0.1]], [1, 1], {"account_id": ["A7"]}, {"available": [True, False]}
     )
     owners = pd.DataFrame({"account_id": ["A7"], "rep_id": ["R1"]})
@@ -187,7 +157,7 @@ def test_account_continuity_yields_when_the_owner_is_away():
 
 def test_every_held_lead_says_why():
     p = [[0.5, 0.4], [0.5, 0.4], [0.2, 0.1], [None, None], [0.3, 0.2]]
-    candidates, leads, reps = frames(p, [1, 1], {"region": ["EU", "EU", "EU", "EU", "APAC"]})
+    candidates, leads, reps = day_frames(p, [1, 1], {"region": ["EU", "EU", "EU", "EU", "APAC"]})
     config = NO_FAIRNESS.model_copy(update={"eligibility": EligibilityRules(region=True)})
     rows = by_lead(match(candidates, leads, reps, config))
     assert rows["action"].tolist() == ["assign", "assign", "hold", "hold", "hold"]
@@ -215,11 +185,11 @@ def test_every_held_lead_says_why():
 )
 def test_degenerate_days(p, capacity, reps, held):
     if not capacity:
-        candidates, leads, reps_frame = frames([[None]] * len(p), [1], None, reps)
+        candidates, leads, reps_frame = day_frames([[None]] * len(p), [1], None, reps)
         reps_frame = reps_frame.iloc[0:0]
         candidates = candidates.iloc[0:0]
     else:
-        candidates, leads, reps_frame = frames(p, capacity, None, reps)
+        candidates, leads, reps_frame = day_frames(p, capacity, None, reps)
     for policy in ("leadmatch", "greedy", "round_robin"):
         result = match(candidates, leads, reps_frame, policy=policy)
         assert len(result.assignments) == len(p)
@@ -233,7 +203,7 @@ def test_degenerate_days(p, capacity, reps, held):
 
 def test_a_reclaimed_lead_says_where_it_came_from():
     leads = {"previous_rep_id": ["R2"], "days_without_contact": [3.0]}
-    rows = by_lead(match(*frames([[0.6, 0.2, 0.9]], [1, 1, 1], leads), NO_FAIRNESS))
+    rows = by_lead(match(*day_frames([[0.6, 0.2, 0.9]], [1, 1, 1], leads), NO_FAIRNESS))
     assert rows.loc["L0", "rep_id"] == "R0"
     assert rows.loc["L0", "reason"] == (
         "reclaimed from R2 after 3 working days without contact; best expected win rate among "
@@ -243,7 +213,7 @@ def test_a_reclaimed_lead_says_where_it_came_from():
 
 
 def test_without_rep_signal_uplift_is_zero_and_the_outputs_say_so():
-    result = match(*frames([[0.9, 0.1], [0.8, 0.2]], [2, 2]), rep_signal=False)
+    result = match(*day_frames([[0.9, 0.1], [0.8, 0.2]], [2, 2]), rep_signal=False)
     assert (result.assignments["uplift"] == 0).all()
     assert (result.assignments["reason_code"] == "no_rep_signal").all()
     assert not result.diagnostics.rep_signal_used
@@ -264,7 +234,7 @@ def test_the_new_rep_quota_sends_top_leads_to_a_ramping_rep_and_says_so():
             )
         }
     )
-    result = match(*frames(p, [10, 10], reps={"tenure_days": [900.0, 20.0]}), config)
+    result = match(*day_frames(p, [10, 10], reps={"tenure_days": [900.0, 20.0]}), config)
     rows = by_lead(result)
     quota = rows.loc[rows["reason_code"] == "new_rep_quota"]
     assert len(quota) >= 1
@@ -276,7 +246,7 @@ def test_the_new_rep_quota_sends_top_leads_to_a_ramping_rep_and_says_so():
 
 
 def test_reasons_render_in_another_catalogue():
-    rows = match(*frames([[0.5, 0.45], [0.9, 0.1]], [1, 1]), NO_FAIRNESS).assignments
+    rows = match(*day_frames([[0.5, 0.45], [0.9, 0.1]], [1, 1]), NO_FAIRNESS).assignments
     pirate = ReasonCatalogue(
         templates={**ENGLISH.templates, "capacity": "{rank_ordinal} pick, {best_rep_id} be full"},
         causes=ENGLISH.causes,
@@ -293,20 +263,20 @@ def test_reasons_render_in_another_catalogue():
 
 
 def test_round_robin_takes_turns_in_rep_order_and_skips_full_reps():
-    rows = by_lead(match(*frames([[0.1, 0.9, 0.5]] * 5, [1, 3, 3]), policy="round_robin"))
+    rows = by_lead(match(*day_frames([[0.1, 0.9, 0.5]] * 5, [1, 3, 3]), policy="round_robin"))
     assert rows["rep_id"].tolist() == ["R0", "R1", "R2", "R1", "R2"]
     assert (rows["reason_code"] == "round_robin").all()
 
 
 def test_weighted_round_robin_follows_capacity():
-    rows = by_lead(match(*frames([[0.5, 0.5]] * 6, [4, 2]), policy="weighted_round_robin"))
+    rows = by_lead(match(*day_frames([[0.5, 0.5]] * 6, [4, 2]), policy="weighted_round_robin"))
     assert rows["rep_id"].value_counts().to_dict() == {"R0": 4, "R1": 2}
 
 
 def test_value_share_band_spreads_value_and_price_of_fairness_is_its_cost():
     p = [[0.5, 0.4]] * 8
-    unfair = match(*frames(p, [8, 8]), NO_FAIRNESS)
-    fair = match(*frames(p, [8, 8]))
+    unfair = match(*day_frames(p, [8, 8]), NO_FAIRNESS)
+    fair = match(*day_frames(p, [8, 8]))
     assert (unfair.assignments["rep_id"] == "R0").all()
     shares = fair.rep_summary.set_index("rep_id")["share_ratio"]
     assert shares.between(0.8 - 1e-9, 1.2 + 1e-9).all()
@@ -327,8 +297,8 @@ def test_a_lone_rep_short_of_capacity_is_not_held_back_from_the_best_leads(signa
     # top-tier lead given raised the rep's excess by 0.75 of a lead, so holding the two best
     # leads (tier A) "paid" more than the 0.2 of a win each of them is worth over the 5th best.
     p = [[0.5], [0.48], [0.46], [0.44], [0.3], [0.28], [0.26], [0.24], [0.22], [0.2]]
-    fair = by_lead(match(*frames(p, [5]), MatchingConfig(), rep_signal=signal))
-    free = by_lead(match(*frames(p, [5]), NO_FAIRNESS, rep_signal=signal))
+    fair = by_lead(match(*day_frames(p, [5]), MatchingConfig(), rep_signal=signal))
+    free = by_lead(match(*day_frames(p, [5]), NO_FAIRNESS, rep_signal=signal))
     assert fair["action"].tolist() == free["action"].tolist() == ["assign"] * 5 + ["hold"] * 5
 
 
@@ -342,7 +312,7 @@ def test_the_window_history_counts():
             "capacity_days": [4.0],
         }
     )
-    rows = by_lead(match(*frames(p, [4, 4]), history=history))
+    rows = by_lead(match(*day_frames(p, [4, 4]), history=history))
     assert (rows["rep_id"] == "R1").all()  # R0 already had far more than its share
 
 
@@ -356,13 +326,13 @@ def test_a_weak_rep_below_its_value_floor_can_still_receive_a_valuable_lead():
         top_tier_cap=FairnessConstraints().top_tier_cap.model_copy(update={"enabled": False})
     )
     config = MatchingConfig(top_k=1, fairness=fairness, price_of_fairness=False)
-    result = match(*frames(p, [8, 2]), config)
+    result = match(*day_frames(p, [8, 2]), config)
     assert result.diagnostics.soft_violations == []
     assert by_lead(result).loc["L0":"L3", "rep_id"].tolist().count("R1") == 1
 
 
 def test_fairness_metrics_of_a_manual_assignment():
-    candidates, leads, reps = frames([[0.5, 0.4]] * 3, [1, 2])
+    candidates, leads, reps = day_frames([[0.5, 0.4]] * 3, [1, 2])
     manual = pd.DataFrame({"lead_id": ["L0", "L1", "L2"], "rep_id": ["R0", "R0", "R9"]})
     report = fairness_metrics(manual, candidates, leads, reps)
     problems = set(report.hard_violations["violation"])
@@ -380,7 +350,7 @@ def test_fairness_metrics_of_a_manual_assignment():
 
 def test_tiers_follow_the_configured_quantiles():
     p = [[v, v] for v in np.linspace(0.1, 0.9, 10)]
-    rows = by_lead(match(*frames(p, [10, 10]), NO_FAIRNESS))
+    rows = by_lead(match(*day_frames(p, [10, 10]), NO_FAIRNESS))
     assert rows["tier"].value_counts().to_dict() == {"C": 5, "B": 3, "A": 2}
     assert set(rows.loc[rows["tier"] == "A"].index) == {"L8", "L9"}
 
@@ -388,7 +358,7 @@ def test_tiers_follow_the_configured_quantiles():
 def test_expected_value_objective_and_missing_values():
     leads = {"expected_value": [100.0, None, 300.0]}
     config = NO_FAIRNESS.model_copy(update={"objective": "expected_value"})
-    result = match(*frames([[0.5, 0.4]] * 3, [1, 2], leads), config)
+    result = match(*day_frames([[0.5, 0.4]] * 3, [1, 2], leads), config)
     assert (
         result.assignments.set_index("lead_id").loc["L2", "rep_id"] == "R0"
     )  # biggest deal, best rep
@@ -468,7 +438,9 @@ def test_candidates_match_a_full_sort_even_with_ties(seed):
     rng = np.random.default_rng(seed)
     p = np.round(rng.uniform(0.05, 0.95, (40, 7)), 1).tolist()
     capacity = rng.integers(1, 4, 7).tolist()
-    candidates, leads, reps = frames(p, capacity, {"expected_value": rng.choice([1.0, 2.0], 40)})
+    candidates, leads, reps = day_frames(
+        p, capacity, {"expected_value": rng.choice([1.0, 2.0], 40)}
+    )
     config = MatchingConfig(top_k=2, objective="expected_value")
     day = prepare(candidates, leads, reps, config)
     ok = np.flatnonzero(day.assignable)
@@ -502,7 +474,7 @@ def test_each_leads_best_rep_is_its_highest_eligible_p_first_rep_on_ties(seed):
     exclusions = pd.DataFrame(
         {"lead_id": [f"L{i}" for i in lead], "rep_id": [f"R{j}" for j in rep]}
     )
-    result = match(*frames(matrix, [30] * 5), NO_FAIRNESS, exclusions=exclusions)
+    result = match(*day_frames(matrix, [30] * 5), NO_FAIRNESS, exclusions=exclusions)
     best = by_lead(result)["best_rep_id"]
     for i in range(30):
         eligible = np.flatnonzero(scored[i] & ~excluded[i])
@@ -513,7 +485,7 @@ def test_each_leads_best_rep_is_its_highest_eligible_p_first_rep_on_ties(seed):
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_inputs_raise_clear_errors(case):
     change, message = BAD_INPUTS[case]
-    candidates, leads, reps, kwargs = change(*frames([[0.5, 0.4], [0.3, 0.2]], [1, 1]), {})
+    candidates, leads, reps, kwargs = change(*day_frames([[0.5, 0.4], [0.3, 0.2]], [1, 1]), {})
     with pytest.raises(ValueError, match=message):
         match(candidates, leads, reps, **kwargs)
 
@@ -536,7 +508,7 @@ def days(draw):
             ["leadmatch", "no_fairness", "greedy", "round_robin", "weighted_round_robin"]
         )
     )
-    candidates, leads, reps = frames(
+    candidates, leads, reps = day_frames(
         p,
         capacity,
         {"region": regions},

@@ -30,43 +30,22 @@ from pipelines.outputs import (
     write_csv,
     write_plan,
 )
+from tests.day_frames import day_frames
 
 NO_FAIRNESS = MatchingConfig(fairness=FairnessConstraints().disabled(), price_of_fairness=False)
 RUN_DATE = "2025-01-07"
 
 
 def day(p, capacity, *, leads=None, reps=None):
-    """candidates, leads and reps_today for a p matrix (rows L0.., columns R0..; None: not
-    scored) with per-rep capacities; extra lead or rep columns as dicts of lists."""
-    n, r = len(p), len(capacity)
-    rows = [(f"L{i}", f"R{j}", p[i][j]) for i in range(n) for j in range(r) if p[i][j] is not None]
-    candidates = pd.DataFrame(rows, columns=["lead_id", "rep_id", "p_win"])
-    lead_frame = pd.DataFrame(
-        {
-            "lead_id": [f"L{i}" for i in range(n)],
-            "created_at": pd.date_range("2025-01-06 08:00", periods=n, freq="h"),
-            "previous_rep_id": pd.array([None] * n, dtype="str"),
-            **(leads or {}),
-        }
+    """:func:`day_frames` with the columns a plan shows: each lead's previous rep (none), each
+    rep's name and team, and two open leads per rep."""
+    r = len(capacity)
+    return day_frames(
+        p,
+        capacity,
+        {"previous_rep_id": pd.array([None] * len(p), dtype="str"), **(leads or {})},
+        {"name": [f"Rep {j}" for j in range(r)], "team": "north", "open_load": 2, **(reps or {})},
     )
-    rep_frame = pd.DataFrame(
-        {
-            "rep_id": [f"R{j}" for j in range(r)],
-            "name": [f"Rep {j}" for j in range(r)],
-            "team": "north",
-            "active": True,
-            "available": True,
-            "capacity": capacity,
-            "open_load": 2,
-            "max_open_leads": pd.array([None] * r, dtype="Int64"),
-            "tenure_days": 400.0,
-            "skills": "",
-            "region": "EU",
-            "languages": "",
-            **(reps or {}),
-        }
-    )
-    return candidates, lead_frame, rep_frame
 
 
 def plan_of(p, capacity, *, config=NO_FAIRNESS, rep_signal=True, leads=None, reps=None, **kw):
