@@ -45,10 +45,11 @@ from pipelines.backtest import (
     fairness_curve,
     policy_figures,
     policy_table,
-    replay,
     rep_shares,
+    replay,
 )
 from pipelines.config import LeadmatchConfig
+from pipelines.notebook_figures import keeper
 from simulation import simulate
 
 SCENARIO = os.environ.get("LEADMATCH_SCENARIO") or "default"
@@ -64,20 +65,7 @@ config = LeadmatchConfig()
 pd.set_option("display.width", 160)
 figures: dict[str, Figure] = {}
 
-
-def keep(fig: Figure, name: str) -> None:
-    """Lay the figure out, remember it, save it as PNG when LEADMATCH_FIGURES is set, and show it
-    under its cell when run as a notebook (a figure made without pyplot only shows when displayed:
-    the `%matplotlib inline` above gives it its PNG form)."""
-    fig.tight_layout()
-    figures[name] = fig
-    if FIGURES:
-        (HERE / FIGURES).mkdir(parents=True, exist_ok=True)
-        fig.savefig(HERE / FIGURES / f"fairness_{name}.png", dpi=100)
-    if NOTEBOOK:
-        from IPython.display import display
-
-        display(fig)
+keep = keeper(figures, "fairness", HERE / FIGURES if FIGURES else None, NOTEBOOK)
 
 
 # %% [markdown]
@@ -99,8 +87,21 @@ result = replay(world, trained.model, days=DAYS, seed=SEED, config=config, bands
 per_policy = policy_figures(result, config)
 table = policy_table(per_policy)
 curve = fairness_curve(per_policy, config)
-print(table[["policy", "expected_wins", "lift_vs_round_robin", "oracle_lift_captured",
-             "soft_violations", "unreachable_violations", "max_value_share_deviation"]].round(3).to_string(index=False))
+print(
+    table[
+        [
+            "policy",
+            "expected_wins",
+            "lift_vs_round_robin",
+            "oracle_lift_captured",
+            "soft_violations",
+            "unreachable_violations",
+            "max_value_share_deviation",
+        ]
+    ]
+    .round(3)
+    .to_string(index=False)
+)
 print(curve.round(3).to_string(index=False))
 
 # %% [markdown]

@@ -51,6 +51,7 @@ from features.reps import index_history, rep_features
 from models.evaluation import tenure_band
 from pipelines.config import LeadmatchConfig
 from pipelines.io import load_data_folder
+from pipelines.notebook_figures import keeper
 
 # As a notebook (no __file__), Jupyter runs this in the notebook's folder; relative paths in the
 # environment variables are then read from the repository's root, where `make notebooks` was typed.
@@ -65,20 +66,7 @@ DAY = pd.Timedelta(days=1)
 pd.set_option("display.width", 160)
 figures: dict[str, Figure] = {}
 
-
-def keep(fig: Figure, name: str) -> None:
-    """Lay the figure out, remember it, save it as PNG when LEADMATCH_FIGURES is set, and show it
-    under its cell when run as a notebook (a figure made without pyplot only shows when displayed:
-    the `%matplotlib inline` above gives it its PNG form)."""
-    fig.tight_layout()
-    figures[name] = fig
-    if FIGURES:
-        (HERE / FIGURES).mkdir(parents=True, exist_ok=True)
-        fig.savefig(HERE / FIGURES / f"eda_{name}.png", dpi=100)
-    if NOTEBOOK:
-        from IPython.display import display
-
-        display(fig)
+keep = keeper(figures, "eda", HERE / FIGURES if FIGURES else None, NOTEBOOK)
 
 
 def win_rates(frame: pd.DataFrame, by: str | pd.Series) -> pd.DataFrame:

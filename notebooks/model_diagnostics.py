@@ -61,6 +61,7 @@ from models.splits import time_split
 from models.training import LEAD_ONLY, LOGISTIC, PAIR, train_and_evaluate
 from pipelines.config import LeadmatchConfig
 from pipelines.io import load_data_folder
+from pipelines.notebook_figures import keeper
 from simulation import simulate
 
 # As a notebook (no __file__), Jupyter runs this in the notebook's folder; relative paths in the
@@ -79,20 +80,7 @@ MODELS = [PAIR, LEAD_ONLY, LOGISTIC]
 pd.set_option("display.width", 160)
 figures: dict[str, Figure] = {}
 
-
-def keep(fig: Figure, name: str) -> None:
-    """Lay the figure out, remember it, save it as PNG when LEADMATCH_FIGURES is set, and show it
-    under its cell when run as a notebook (a figure made without pyplot only shows when displayed:
-    the `%matplotlib inline` above gives it its PNG form)."""
-    fig.tight_layout()
-    figures[name] = fig
-    if FIGURES:
-        (HERE / FIGURES).mkdir(parents=True, exist_ok=True)
-        fig.savefig(HERE / FIGURES / f"model_{name}.png", dpi=100)
-    if NOTEBOOK:
-        from IPython.display import display
-
-        display(fig)
+keep = keeper(figures, "model", HERE / FIGURES if FIGURES else None, NOTEBOOK)
 
 
 # %% [markdown]
