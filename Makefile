@@ -20,6 +20,7 @@ demo: setup
 	$(UV) run --locked leadmatch demo
 
 mlflow-ui: setup
+	@echo 'MLflow UI: open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (the training and recommend runs; Ctrl+C stops it)'
 	$(UV) run --locked mlflow ui --port 5000 --backend-store-uri "$$($(UV) run --locked python -c \
 	  'from pipelines.config import LeadmatchConfig; from pipelines.tracking import tracking_uri; print(tracking_uri(LeadmatchConfig().tracking))')"
 

@@ -692,6 +692,8 @@ def demo_verdict(trained: Any, recommended: Any) -> list[str]:
 
 def demo_next_steps(data_dir: Path, out: Path, day: str) -> list[tuple[str, str]]:
     """(command, what it does) pairs that work as typed in the current folder."""
+    from pipelines.tracking import UI_TRAINING_VIEW
+
     cli = _wrapper_command()
     return [
         (
@@ -702,7 +704,11 @@ def demo_next_steps(data_dir: Path, out: Path, day: str) -> list[tuple[str, str]
             f"{cli} recommend --data {data_dir} --date {day} --lang zh --out {out / 'zh'}",
             "the same plan with Chinese headers and reasons",
         ),
-        (_mlflow_ui_command(), "the training and recommend runs in MLflow (http://127.0.0.1:5000)"),
+        (
+            _mlflow_ui_command(),
+            "the training and recommend runs in MLflow: open "
+            f"http://127.0.0.1:5000/{UI_TRAINING_VIEW}",
+        ),
         (f"{cli} --help", "every command; the README walks through them"),
     ]
 

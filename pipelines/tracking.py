@@ -30,9 +30,14 @@ CHAMPION = "champion"
 HOME_ENV = "LEADMATCH_HOME"
 SQLITE_HEADER = b"SQLite format 3\x00"
 CONNECT_TIMEOUT_S = 5.0
-# MLflow 3's UI opens an experiment without this tag on its GenAI "Traces" page; this value
-# opens it on the classic training-runs view (runs, metrics, charts).
+# The experiments' kind: model development, not GenAI. MLflow UIs that read this tag open such
+# an experiment on its runs view; 3.17's follows its own "GenAI | Model training" switch instead
+# (GenAI unless told otherwise), hence UI_TRAINING_VIEW.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# The MLflow UI's address (after host and port) that opens the experiments on model training
+# (runs, metrics, registered models) rather than on GenAI traces; seen in 3.17.2's UI, where a
+# bare address opened the training experiment on an empty "Traces / Latency / Errors" page.
+UI_TRAINING_VIEW = "#/experiments?workflowType=machine_learning"
 
 
 class TrackingError(UserFacingError):

@@ -106,11 +106,28 @@ def test_demo_next_steps_are_commands_that_exist_from_where_the_user_is(monkeypa
     from pipelines.cli import demo_next_steps
 
     monkeypatch.chdir(cwd)
-    steps = [command for command, _ in demo_next_steps(Path("d/crm"), Path("d"), "2025-09-03")]
+    next_steps = demo_next_steps(Path("d/crm"), Path("d"), "2025-09-03")
+    steps = [command for command, _ in next_steps]
     assert steps[1].startswith(f"{expected} recommend --data d/crm --date 2025-09-03")
     assert steps[3] == f"{expected} --help"
     assert not any("uv run" in step for step in steps)
     assert steps[2] == ("make mlflow-ui" if cwd == ROOT else "make -C .. mlflow-ui")
+
+
+def test_the_mlflow_ui_is_opened_on_its_training_runs(monkeypatch):
+    """MLflow 3.17's UI shows GenAI pages unless the address asks for model training: the
+    demo's hint and `make mlflow-ui` give that address."""
+    from pipelines.cli import demo_next_steps
+    from pipelines.tracking import UI_TRAINING_VIEW
+
+    monkeypatch.chdir(ROOT)
+    address = f"http://127.0.0.1:5000/{UI_TRAINING_VIEW}"
+    assert address == "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+    hint = dict(demo_next_steps(Path("d/crm"), Path("d"), "2025-09-03"))["make mlflow-ui"]
+    assert hint.endswith(f"open {address}")
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nmlflow-ui:")[1].split("\n\n")[0]
+    assert f"open {address} " in recipe
 
 
 def test_the_demo_data_ends_with_a_day_of_leads_no_rep_has_yet(tmp_path):

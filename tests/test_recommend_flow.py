@@ -219,7 +219,7 @@ def test_the_mlflow_run_says_what_it_is_and_logs_the_whole_config(trained, small
     configure_mlflow(trained.tracking)
     client = MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    # The experiment opens on MLflow's training-runs view, not its GenAI traces page.
+    # Tagged as model development, not GenAI (see pipelines.tracking.UI_TRAINING_VIEW).
     assert experiment.tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
     (run,) = client.search_runs(
         [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
