@@ -43,7 +43,8 @@ def main() -> None:
         os.environ.setdefault(key, value)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 
-    from pipelines.backtest import PRINTED_COLUMNS, run_backtest
+    from evaluation.policy_table import PRINTED_COLUMNS
+    from pipelines.backtest import run_backtest
     from pipelines.config import LeadmatchConfig, TrackingConfig
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-backtest-"))

@@ -2,7 +2,7 @@
 
 On each simulated world (scenario ``small`` by default), the mature historical decisions are
 the log, and fixed target policies are evaluated with every estimator of
-``models.off_policy``. The truth is the target's mean true win probability over the same leads
+``evaluation.off_policy``. The truth is the target's mean true win probability over the same leads
 (``world.true_probability`` of each candidate at its decision time and history load), which is
 what the estimators aim at. Over the seeds: bias (mean error, with its standard error), RMSE,
 coverage of the 95% intervals, mean interval width and how often the estimate was identified.
@@ -27,14 +27,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from features.config import FeatureConfig
-from features.leads import lead_features
-from features.pairs import _pair_frame, build_training_pairs
-from features.reps import index_history
-from models.config import LightGBMParams, ModelConfig
-from models.off_policy import (
+from evaluation.config import OffPolicyConfig
+from evaluation.off_policy import (
     ESTIMATORS,
-    OffPolicyConfig,
     choice_features,
     cross_fit_folds,
     estimate_propensities,
@@ -42,17 +37,16 @@ from models.off_policy import (
     historical_candidates,
     logged_decisions,
 )
+from features.config import FeatureConfig
+from features.pairs import build_pairs_at, build_training_pairs
+from features.reps import index_history
+from models.config import LightGBMParams, ModelConfig
 from models.pair_model import PairModel
 from simulation import CrmWorld, simulate
 
-# The routing rule's scales live in the simulator's routing module; the sanity target rebuilds
-# the rule from them and checks that it reproduces every logged propensity.
-from simulation.routing import (
-    _SENIORITY_CENTER,
-    _SENIORITY_SCALE,
-    _STRENGTH_SCALE,
-    visible_value,
-)
+# The sanity target rebuilds the simulator's routing rule and checks that it reproduces every
+# logged propensity.
+from simulation.routing import routing_scores, visible_value
 
 EPSILON = 0.3
 TARGETS = ("logging policy", f"{EPSILON:g}-greedy knowable", "greedy knowable", "greedy model")
@@ -75,14 +69,8 @@ def logging_policy(world: CrmWorld, candidates: pd.DataFrame) -> np.ndarray:
     skill_z = skill / scenario.skill_sd if scenario.skill_sd > 0 else np.zeros(len(skill))
     day = candidates["at"].dt.normalize()
     tenure = np.maximum((day - reps["hire_date"].to_numpy()[rep_pos]).dt.days.to_numpy(), 0)
-    seniority_z = (np.log1p(tenure / 365.25) - _SENIORITY_CENTER) / _SENIORITY_SCALE
-    strength = _STRENGTH_SCALE * (
-        scenario.policy_seniority * seniority_z + scenario.policy_skill * skill_z
-    )
     region_match = leads["region"].to_numpy() == reps["region"].to_numpy()[rep_pos]
-    score = (strength * (value + 0.5) + scenario.policy_region * region_match) / (
-        scenario.policy_temperature
-    )
+    score = routing_scores(scenario, value, tenure / 365.25, skill_z, region_match)
     weight = np.exp(score - candidates.assign(s=score).groupby("lead_id")["s"].transform("max"))
     return (weight / weight.groupby(candidates["lead_id"]).transform("sum")).to_numpy()
 
@@ -95,10 +83,11 @@ def model_predictions(
     config = FeatureConfig()
     pairs = build_training_pairs(data, config=config)
     history = index_history(data.assignments, data.leads, data.reps, config)
-    features = _pair_frame(
+    features = build_pairs_at(
+        data,
         candidates[["lead_id", "rep_id", "at"]].reset_index(drop=True),
-        lead_features(data.leads),
-        history,
+        config=config,
+        history=history,
     )
     fold_of = cross_fit_folds(decisions, folds, seed)
     pair_fold = pairs["lead_id"].map(fold_of).to_numpy()

@@ -2,7 +2,7 @@
 industry, product and language, a lead's region against a rep's.
 
 One rule, used by the eligibility rules (:mod:`matching.eligibility`) and the features that
-mirror them (:func:`models.off_policy.choice_features`), so a rule and a feature never disagree
+mirror them (:func:`evaluation.off_policy.choice_features`), so a rule and a feature never disagree
 on whether a rep has a lead's skill: text is put in Unicode NFKC form (the full-width letters
 and the full-width semicolon "；" of Chinese input methods become plain ones, an accent typed
 as a separate mark becomes one letter), case-folded (so "STRASSE" and "Straße" are one tag, as

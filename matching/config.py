@@ -104,7 +104,7 @@ class NewRepQuota(_Slice):
     of min_share, e.g. one new rep among fifty for 15%) cannot meet the quota without going
     above the band. The penalty is then the tie-breaker: with the defaults the band holds and
     the quota gives way, and the backtest reports such a shortfall as out of reach rather
-    than as a miss (``pipelines.backtest.out_of_reach``).
+    than as a miss (``evaluation.violations.out_of_reach``).
     """
 
     enabled: bool = Field(True, description="Switch the new-rep quota on or off.")

@@ -39,15 +39,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from features.pairs import build_training_pairs
-from models.training import train_and_evaluate
-from pipelines.backtest import (
+from evaluation.policy_table import (
     fairness_curve,
     policy_figures,
     policy_table,
     rep_shares,
-    replay,
 )
+from evaluation.replay import ReplaySettings, replay
+from features.pairs import build_training_pairs
+from models.training import train_and_evaluate
 from pipelines.config import LeadmatchConfig
 from pipelines.notebook_figures import keeper
 from simulation import simulate
@@ -83,10 +83,11 @@ print(trained.rep_signal.summary())
 # ## Replay the days after it under every policy and every band
 
 # %%
-result = replay(world, trained.model, days=DAYS, seed=SEED, config=config, bands=BANDS)
-per_policy = policy_figures(result, config)
+settings = ReplaySettings(config.features, config.matching, config.recommend.fairness_window_days)
+result = replay(world, trained.model, settings, days=DAYS, seed=SEED, bands=BANDS)
+per_policy = policy_figures(result)
 table = policy_table(per_policy)
-curve = fairness_curve(per_policy, config)
+curve = fairness_curve(per_policy, config.matching.fairness.value_share.band)
 print(
     table[
         [

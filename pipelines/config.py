@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from evaluation.config import OffPolicyConfig
 from features.config import FeatureConfig, PrivacyConfig
 from matching.config import MatchingConfig
-from models.config import ModelConfig, OffPolicyConfig
+from models.config import ModelConfig
 from pipelines.errors import UserFacingError
 
 

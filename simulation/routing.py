@@ -81,6 +81,25 @@ def visible_value(leads: LeadTruth) -> np.ndarray:
     return 0.5 * log_value + 0.5 * (leads.score - SCORE_CENTER) / _SCORE_SCALE
 
 
+def routing_scores(
+    scenario: Scenario,
+    value: np.ndarray,
+    tenure_years: np.ndarray,
+    skill_z: np.ndarray,
+    region_match: np.ndarray,
+) -> np.ndarray:
+    """The historical routing's score of each (lead, rep): ``value`` the lead's
+    :func:`visible_value`, ``tenure_years`` and ``skill_z`` (skill / scenario.skill_sd) the rep's,
+    ``region_match`` (bool) whether they share a region, broadcast against each other. Among a
+    lead's eligible reps, a rep is chosen with the softmax of these scores (its propensity)."""
+    seniority_z = (np.log1p(tenure_years) - _SENIORITY_CENTER) / _SENIORITY_SCALE
+    strength = _STRENGTH_SCALE * (
+        scenario.policy_seniority * seniority_z + scenario.policy_skill * skill_z
+    )
+    scores = strength * (value + 0.5) + scenario.policy_region * region_match
+    return scores / scenario.policy_temperature
+
+
 def first_routing_time(created_ns: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """When the routing first sees each lead: minutes after arrival in business hours, otherwise
     in the next business morning's queue (08:00 to 09:00)."""
@@ -117,7 +136,7 @@ def route_history(
     route_ns = first_routing_time(leads.created_ns, rng)
     order = np.argsort(route_ns, kind="stable")
     route_day = route_ns[order] // DAY_NS
-    value = visible_value(leads) + 0.5
+    value = visible_value(leads)
     skill_z = reps.skill / scenario.skill_sd if scenario.skill_sd > 0 else np.zeros(n_reps)
     calendar_pos = {int(d): i for i, d in enumerate(calendar.days)}
 
@@ -151,14 +170,13 @@ def route_history(
         employed = (reps.hire_ns <= day_ns) & (day_ns < reps.leave_ns)
         remaining = np.where(employed & ~calendar.absent[:, slot], calendar.capacity[:, slot], 0)
         tenure_years = np.maximum(day_ns - reps.hire_ns, 0) / DAY_NS / YEAR_DAYS
-        seniority_z = (np.log1p(tenure_years) - _SENIORITY_CENTER) / _SENIORITY_SCALE
-        strength = _STRENGTH_SCALE * (
-            scenario.policy_seniority * seniority_z + scenario.policy_skill * skill_z
+        scores = routing_scores(
+            scenario,
+            value[queue, None],
+            tenure_years[None, :],
+            skill_z[None, :],
+            leads.region[queue, None] == reps.region[None, :],
         )
-        scores = strength[None, :] * value[queue, None] + scenario.policy_region * (
-            leads.region[queue, None] == reps.region[None, :]
-        )
-        scores /= scenario.policy_temperature
         weights = np.exp(scores - scores.max(axis=1, keepdims=True))
         chosen, propensity = _route_day(
             weights, remaining, assigned_before - closed_before, reps.max_open, rng

@@ -8,31 +8,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evaluation.config import OffPolicyConfig
+from evaluation.messages import (
+    OFF_POLICY_NOTE,
+    off_policy_messages,
+    off_policy_table,
+    simulator_messages,
+)
+from evaluation.off_policy import evaluate_policy
+from evaluation.off_policy_backtest import OffPolicyBacktest, leadmatch_target
+from evaluation.policies import ORACLE_NO_FAIRNESS, POLICIES, OpenSurvival, whole_leads
+from evaluation.policy_table import TABLE_COLUMNS, policy_figures, policy_table
+from evaluation.replay import Replay
+from evaluation.violations import hard_violations, out_of_reach
 from features.pairs import build_pairs_at, build_scoring_pairs
 from features.schemas import validate_crm
 from matching import MatchingConfig
-from models.off_policy import OffPolicyConfig, evaluate_policy
-from pipelines.backtest import (
-    OFF_POLICY_NOTE,
-    ORACLE_NO_FAIRNESS,
-    POLICIES,
-    TABLE_COLUMNS,
-    BacktestError,
-    OffPolicyBacktest,
-    OpenSurvival,
-    Replay,
-    effective_capacity,
-    gini,
-    hard_violations,
-    leadmatch_target,
-    off_policy_messages,
-    off_policy_table,
-    out_of_reach,
-    policy_figures,
-    policy_table,
-    run_backtest,
-    simulator_messages,
-)
+from matching.eligibility import effective_capacity
+from matching.fairness import gini
+from pipelines.backtest import BacktestError, run_backtest
 from pipelines.config import LeadmatchConfig
 from tests.conftest import tiny_crm
 
@@ -110,16 +104,23 @@ def test_open_survival_is_the_share_of_history_leads_still_open_at_an_age():
     assert [survival(a) for a in (0.5, 1, 2, 5, 10, 11)] == [1.0, 0.75, 0.25, 0.25, 0.0, 0.0]
 
 
-def test_effective_capacity_keeps_the_expected_open_load_under_the_cap():
+def test_a_replayed_rep_takes_no_more_than_keeps_its_expected_open_load_under_the_cap():
     reps = pd.DataFrame(
         {
+            "active": True,
+            "available": True,
             "capacity": [5, 5, 5, 0],
             "max_open_leads": pd.array([None, 10, 12, 10], dtype="Int64"),
         }
     )
-    got = effective_capacity(reps, np.array([100.0, 7.5, 11.2, 0.0]))
+    load = whole_leads(np.array([100.0, 7.5, 11.2, 0.0]))
+    assert load.tolist() == [100, 8, 12, 0]
     # no cap; 2.5 leads of room -> 2; 0.8 -> 0; no capacity today
-    assert got.tolist() == [5, 2, 0, 0]
+    assert effective_capacity(reps.assign(open_load=load)).tolist() == [5, 2, 0, 0]
+
+
+def test_a_rounding_error_above_a_whole_number_is_not_one_more_open_lead():
+    assert whole_leads(np.array([7.0 + 1e-12, 7.0, 6.999, 0.0])).tolist() == [7, 7, 7, 0]
 
 
 def test_hard_violations_count_each_placement_beyond_capacity():
@@ -171,11 +172,12 @@ def hand_replay() -> Replay:
         violations=pd.DataFrame(columns=["policy", "run_at", "constraint", "rep_id", "size"]),
         held={"fair": 0, "skewed": 1, "idle": 4},
         n_leads=4,
+        seconds={"fair": 0.1, "skewed": 0.1, "idle": 0.0},
     )
 
 
 def test_policy_figures_score_true_wins_and_fairness():
-    figures = policy_figures(hand_replay(), LeadmatchConfig())
+    figures = policy_figures(hand_replay())
     fair, skewed = figures.loc["fair"], figures.loc["skewed"]
     assert fair["expected_wins"] == pytest.approx(1.2)
     assert fair["expected_value"] == pytest.approx(500 + 100 + 320 + 20)
@@ -245,7 +247,12 @@ def messages_for(wins: dict, *, effects: bool = True) -> str:
     curve = pd.DataFrame({"band": [0.1, 0.2, np.inf], "expected_wins": [118.0, 120.0, 125.0]})
     return "\n".join(
         simulator_messages(
-            table, curve, has_rep_effects=effects, signal=None, config=LeadmatchConfig()
+            table,
+            curve,
+            has_rep_effects=effects,
+            signal=None,
+            fairness=MatchingConfig().fairness,
+            window_days=7,
         )
     )
 
@@ -293,7 +300,8 @@ def violation_messages(figures: pd.DataFrame, violations: pd.DataFrame, **kwargs
             curve,
             has_rep_effects=True,
             signal=None,
-            config=LeadmatchConfig(),
+            fairness=MatchingConfig().fairness,
+            window_days=7,
             violations=violations,
             **kwargs,
         )

@@ -436,8 +436,9 @@ def test_the_backtest_table_is_readable_in_100_columns(monkeypatch):
     import pandas as pd
     from rich.console import Console
 
+    from evaluation.policies import POLICIES
+    from evaluation.policy_table import PRINTED_COLUMNS
     from pipelines import cli
-    from pipelines.backtest import POLICIES, PRINTED_COLUMNS
 
     rows = [
         [name, 38.47 + i, -0.02894 * i, 0.5 * i, float("nan") if i % 2 else 0.3121, 0, 16, 1, 0.205]

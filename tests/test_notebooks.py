@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
+from evaluation.policies import POLICIES
 from features.config import FeatureConfig
-from pipelines.backtest import POLICIES
 from pipelines.config import LeadmatchConfig
 
 pytestmark = pytest.mark.slow

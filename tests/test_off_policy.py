@@ -13,11 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.schemas import CrmData, validate_crm
-from models.off_policy import (
+from evaluation.config import OffPolicyConfig
+from evaluation.off_policy import (
     ESTIMATORS,
     ChoiceModel,
-    OffPolicyConfig,
     choice_features,
     cross_fit_folds,
     estimate_propensities,
@@ -25,6 +24,7 @@ from models.off_policy import (
     historical_candidates,
     logged_decisions,
 )
+from features.schemas import CrmData, validate_crm
 from simulation import simulate
 
 # Few leads in hand-built cases: let the overlap rules judge only where a test asks them to.
