@@ -388,9 +388,13 @@ def check_across_tables(t: dict[str, pd.DataFrame], row: np.ndarray, log: Proble
             "a rep_id that exists in reps",
         )
         status = asg["status"]
+        # A history without reps at all (leads and outcomes only: a lead-scoring history,
+        # features.lead_scoring) has open leads that nobody owns; anywhere else an open lead
+        # without its rep is a lead the nightly run could neither keep nor reclaim.
+        lead_scoring = len(reps) == 0 and not asg["rep_id"].notna().any()
         add(
             "assignments",
-            (status == "open") & asg["rep_id"].isna(),
+            (status == "open") & asg["rep_id"].isna() & (not lead_scoring),
             asg,
             "rep_id",
             "a rep for an open lead (only a won or lost row may have no rep)",

@@ -166,8 +166,11 @@ def leads_to_place(
     as_of = pd.Timestamp(as_of)
     leads, asg = data.leads, data.assignments
     notes: list[str] = []
-    open_rows = asg.loc[asg["status"] == "open"]
-    unassigned = leads.loc[~leads[Leads.lead_id].isin(asg[Leads.lead_id])].assign(
+    # An open row with no rep is a lead nobody owns yet (a loss with no rep, read with
+    # unassigned_outcome: lost, is open before its close): it is placed like an unassigned one.
+    owned = asg[Reps.rep_id].notna() | (asg["status"] != "open")
+    open_rows = asg.loc[(asg["status"] == "open") & owned]
+    unassigned = leads.loc[~leads[Leads.lead_id].isin(asg.loc[owned, Leads.lead_id])].assign(
         action="assign", previous_rep_id=pd.NA, reclaim=pd.NA, days_without_contact=np.nan
     )
     active = data.reps.loc[data.reps["active"].astype(bool), Reps.rep_id]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.checks import positions_in
+from features.lead_scoring import is_lead_scoring
 from features.pairs import default_as_of
 from features.reps import outcome_events
 from features.schemas import CrmData
@@ -32,6 +33,10 @@ UNOWNED_SHARE = 0.5
 # Gap between validate's win rate and the training base rate that deserves an explanation.
 RATE_GAP = 0.05
 
+LEAD_SCORING = (
+    "a lead-scoring history (no reps: no matching); `leadmatch train` trains a lead-only "
+    "model and `leadmatch score` scores the open leads"
+)
 _FIX_OWNERS = (
     "If a lead without an owner was lost, say so in the mapping: `unassigned_outcome: lost` "
     "under tables.assignments; otherwise export the lost leads with their owners."
@@ -64,6 +69,12 @@ def describe_crm(data: CrmData) -> dict[str, object]:
         "unassigned leads": int((positions_in(data.leads["lead_id"], asg["lead_id"]) < 0).sum()),
         "reps with history": int(asg["rep_id"].nunique()),
     }
+    if is_lead_scoring(data):
+        # Nobody to count: say what the history is instead.
+        for key in ("active reps", "reps with history", "open, never contacted"):
+            del out[key]
+        out["reps"] = "none: lead scoring"
+        return out
     no_rep = int((closed & asg["rep_id"].isna()).sum())
     if no_rep:
         out["closed with no rep"] = no_rep
@@ -83,12 +94,19 @@ class HistoryCheck:
     ``label``: the target and how the history's outcomes fall under it (printed by validate
     and train). ``problems``: why the history cannot be used at all (validate exits 2, train
     refuses). ``training``: why no model can be trained on it yet (train refuses; validate
-    says so and still exits 0, since the data itself is sound).
+    says so and still exits 0, since the data itself is sound). ``lead_scoring``: a history
+    without reps (:func:`features.lead_scoring.is_lead_scoring`), whose outcomes train the
+    lead-only model (:data:`LEAD_SCORING` says so). ``lead_only``: train fits the lead-only
+    model on every outcome (:func:`features.lead_scoring.stand_in`): a lead-scoring history,
+    or one whose outcomes with no rep leave the reps' own outcomes unable to train a lead x
+    rep model (e.g. a won-only export read with ``unassigned_outcome: lost``).
     """
 
     label: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     training: list[str] = field(default_factory=list)
+    lead_scoring: bool = False
+    lead_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,14 +125,17 @@ class _Outcomes:
     days_to_win: np.ndarray
 
 
-def _outcomes(data: CrmData, window_days: int, as_of: pd.Timestamp) -> _Outcomes:
+def _outcomes(
+    data: CrmData, window_days: int, as_of: pd.Timestamp, lead_scoring: bool
+) -> _Outcomes:
     asg = data.assignments
     events = outcome_events(asg, window_days=window_days)
     status = asg["status"]
     won = (status == "won").to_numpy(dtype=bool)
     is_open = (status == "open").to_numpy(dtype=bool)
     decided = (events["decided_at"] < as_of).to_numpy(dtype=bool)
-    has_rep = asg["rep_id"].notna().to_numpy(dtype=bool)
+    # In a lead-scoring history every outcome is a training row (of the lead-only model).
+    has_rep = asg["rep_id"].notna().to_numpy(dtype=bool) | lead_scoring
     days = ((asg["closed_at"] - asg["assigned_at"]).dt.total_seconds() / 86_400).to_numpy()
     return _Outcomes(
         won=won,
@@ -146,17 +167,36 @@ def check_history(
     target = (
         f"target: won within {window_days} days of assignment (features.conversion_window_days)"
     )
-    problems = _basic_problems(data)
+    lead_scoring = is_lead_scoring(data)
+    problems = _basic_problems(data, lead_scoring)
     if data.assignments.empty:
-        return HistoryCheck([target], problems, [])
+        return HistoryCheck([target], problems, [], lead_scoring, lead_scoring)
     as_of = default_as_of(data)
-    out = _outcomes(data, window_days, as_of)
+    counts = (window_days, min_outcomes, min_outcomes_per_class)
+    out = _outcomes(data, window_days, as_of, lead_scoring)
+    training = _training_problems(data, out, *counts, lead_scoring)
+    lead_only = lead_scoring
+    no_rep = int(((out.won | out.lost) & ~out.has_rep).sum())
+    if training and no_rep:
+        # The reps' own outcomes cannot train a lead x rep model, but every outcome together
+        # may train the lead-only one (who worked a lead is then not needed).
+        every = _outcomes(data, window_days, as_of, True)
+        if not _training_problems(data, every, *counts, True):
+            out, training, lead_only = every, [], True
     label = [target, *_window_lines(out, window_days), _base_rate_line(out, window_days)]
+    if lead_only and not lead_scoring:
+        label.append(_lead_only_line(no_rep, out))
     problems += _ownership_problems(data, out, window_days, as_of)
-    return HistoryCheck(
-        label,
-        problems,
-        _training_problems(data, out, window_days, min_outcomes, min_outcomes_per_class),
+    return HistoryCheck(label, problems, training, lead_scoring, lead_only)
+
+
+def _lead_only_line(no_rep: int, out: _Outcomes) -> str:
+    return (
+        f"lead-only model: the {_plural(no_rep, 'outcome')} with no rep "
+        f"{_s(no_rep, 'is not a', 'are not')} lead x rep {_s(no_rep, 'pair', 'pairs')}, and the "
+        "reps' own outcomes are too few or one-sided to tell reps apart, so `leadmatch train` "
+        f"fits the lead-only model on all {_plural(int(out.labelled.sum()), 'labelled outcome')} "
+        "(the win chance of a lead whoever works it; matching then only balances value and load)"
     )
 
 
@@ -165,9 +205,9 @@ def usability_problems(data: CrmData, window_days: int = 90) -> list[str]:
     return check_history(data, window_days=window_days).problems
 
 
-def _basic_problems(data: CrmData) -> list[str]:
+def _basic_problems(data: CrmData, lead_scoring: bool) -> list[str]:
     problems = []
-    if data.reps.empty or not data.reps["active"].any():
+    if not lead_scoring and (data.reps.empty or not data.reps["active"].any()):
         problems.append("no active reps: at least one rep must be active")
     if data.leads.empty:
         problems.append("no leads")
@@ -294,6 +334,7 @@ def _training_problems(
     window_days: int,
     min_outcomes: int,
     min_per_class: int,
+    lead_scoring: bool,
 ) -> list[str]:
     asg = data.assignments
     labelled = int(out.labelled.sum())
@@ -309,7 +350,7 @@ def _training_problems(
             "creation or assignment date; a longer history will not help"
         )
     reps = asg.loc[out.labelled, "rep_id"].unique()
-    if len(reps) == 1:
+    if len(reps) == 1 and not lead_scoring:
         problems.append(
             f"one rep: only {reps[0]} has labelled outcomes, and the model learns how reps "
             "differ, so it needs the outcomes of two reps or more: add the other reps' leads "

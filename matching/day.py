@@ -148,7 +148,7 @@ def prepare(
     value = lead_values(leads, config.objective, notes)
     baseline = _baselines(lead, rep, p, cause, capacity, len(leads), config)
     lead_value = np.nan_to_num(value * baseline)
-    tier = _tiers(value * baseline, config.tier_quantiles)
+    tier = tiers(value * baseline, config.tier_quantiles)
     if rep_signal:
         uplift = value[lead] * (p - baseline[lead])
         score = value[lead] * p
@@ -291,9 +291,10 @@ def _baselines(
     return out
 
 
-def _tiers(base: np.ndarray, quantiles: tuple[float, float]) -> np.ndarray:
-    """A/B/C by rank of value * b (ties by arrival): the top (1 - A start) share is A, the
-    next (A start - B start) share is B."""
+def tiers(base: np.ndarray, quantiles: tuple[float, float]) -> np.ndarray:
+    """A/B/C by rank of ``base``, the leads' value * b(l) (ties by position, e.g. arrival):
+    the top (1 - A start) share is A, the next (A start - B start) share is B, the rest C;
+    ``quantiles`` is ``MatchingConfig.tier_quantiles``. A NaN value gets no tier (None)."""
     tier = np.full(len(base), None, dtype=object)
     known = np.flatnonzero(np.isfinite(base))
     order = known[np.argsort(-base[known], kind="stable")]

@@ -8,6 +8,7 @@ change in calibrated win probability it stands for, e.g. "strong record in Retai
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 _REP_FACTORS = {"rep_overall", "rep_tenure_days", "rep_open_load", "rep_recent_volume"}
 _REP_FACTORS |= {f"rep_{s}" for s in _SEGMENT_WORDS} | {f"rep_{s}_share" for s in _SEGMENT_WORDS}
 _SHARE = re.compile(r"rep_(industry|source|product|region)_share")
+MIN_EFFECT = 0.005
+"""Smallest change in win probability a factor needs to be listed (less prints as +0.00)."""
 
 
 def explain(
@@ -40,15 +43,10 @@ def explain(
     percentage point are left out) and ``reason`` (the phrases joined by "; "). A factor's effect is the change in calibrated probability if its
     log-odds term were removed.
     """
-    contributions = model.booster_.predict(model.design_matrix(pairs), pred_contrib=True)
-    p_win = model.calibrate(contributions.sum(axis=1))
-    terms = pd.DataFrame(contributions[:, :-1], columns=model.feature_names_in_, index=pairs.index)
-    grouped = terms.T.groupby(_factor_of).sum().T
+    p_win, frame = factor_effects(model, pairs, _factor_of)
     if rep_factors_only:
-        grouped = grouped[[c for c in grouped.columns if c in _REP_FACTORS]]
-    log_odds = logit(np.clip(p_win, 1e-9, 1 - 1e-9))[:, None]
-    effects = p_win[:, None] - expit(log_odds - grouped.to_numpy())
-    names = grouped.columns.to_numpy()
+        frame = frame[[c for c in frame.columns if c in _REP_FACTORS]]
+    effects, names = frame.to_numpy(), frame.columns.to_numpy()
     factors = []
     for row, pair in enumerate(pairs.to_dict("records")):
         order = np.argsort(-np.abs(effects[row]), kind="stable")[:top_k]
@@ -56,7 +54,7 @@ def explain(
             [
                 f"{_phrase(names[i], effects[row, i], pair)} ({effects[row, i]:+.2f})"
                 for i in order
-                if abs(effects[row, i]) >= 0.005  # what would print as +0.00 explains nothing
+                if abs(effects[row, i]) >= MIN_EFFECT
             ]
         )
     return pd.DataFrame(
@@ -69,6 +67,25 @@ def explain(
         },
         index=pairs.index,
     )
+
+
+def factor_effects(
+    model: PairModel, pairs: pd.DataFrame, factor_of: Callable[[str], str]
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each pair's calibrated win probability, and what each factor does to it.
+
+    ``factor_of`` names the factor of each model feature (features of one story, e.g. a rate
+    and its count, are summed). Returns ``p_win`` (one per pair) and a frame on the pairs'
+    index, one column per factor: the change in calibrated probability if the factor's
+    LightGBM ``pred_contrib`` log-odds terms were removed (positive: it raises the chance).
+    """
+    contributions = model.booster_.predict(model.design_matrix(pairs), pred_contrib=True)
+    p_win = model.calibrate(contributions.sum(axis=1))
+    terms = pd.DataFrame(contributions[:, :-1], columns=model.feature_names_in_, index=pairs.index)
+    grouped = terms.T.groupby(factor_of).sum().T
+    log_odds = logit(np.clip(p_win, 1e-9, 1 - 1e-9))[:, None]
+    effects = p_win[:, None] - expit(log_odds - grouped.to_numpy())
+    return p_win, pd.DataFrame(effects, columns=grouped.columns, index=pairs.index)
 
 
 def _factor_of(feature: str) -> str:

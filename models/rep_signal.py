@@ -112,7 +112,8 @@ class RepSignal:
     ``gain`` is the held-out log loss of the lead-only model minus that of the pair model
     (:data:`UNITS`; positive: the rep information helps), ``relative_gain`` the same
     as a share of the lead-only log loss, ``interval`` its bootstrap interval at ``level``.
-    The verdict is ``"signal"`` when the whole interval is above zero.
+    The verdict is ``"signal"`` when the whole interval is above zero. ``not_tested`` says why
+    there was no test (a history without reps: :func:`untested`).
     """
 
     verdict: Literal["signal", "no reliable signal"]
@@ -123,6 +124,7 @@ class RepSignal:
     n_pairs: int
     n_clusters: int
     n_bootstrap: int
+    not_tested: str | None = None
 
     @property
     def has_signal(self) -> bool:
@@ -145,6 +147,8 @@ class RepSignal:
     def summary(self) -> str:
         """One sentence for logs and reports, e.g. "signal: rep information lowers held-out log
         loss by 0.0083 (1.7%), ..."."""
+        if self.not_tested:
+            return f"{self.verdict}: not tested, {self.not_tested}"
         low, high = self.interval
         change = "lowers" if self.gain > 0 else "raises" if self.gain < 0 else "does not change"
         size = "" if self.gain == 0 else f" by {abs(self.gain):.4f} ({abs(self.relative_gain):.1%})"
@@ -153,6 +157,12 @@ class RepSignal:
             f"{self.level:.0%} interval of the reduction [{low:+.4f}, {high:+.4f}] nats per pair "
             f"over {self.n_clusters} leads"
         )
+
+
+def untested(reason: str) -> RepSignal:
+    """The verdict of a model trained without telling reps apart (``reason`` says why): no
+    signal, since none was measured."""
+    return RepSignal(NO_SIGNAL, 0.0, 0.0, (0.0, 0.0), 0.0, 0, 0, 0, not_tested=reason)
 
 
 def rep_signal_test(

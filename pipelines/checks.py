@@ -18,6 +18,7 @@ import yaml
 from pipelines.errors import UserFacingError
 
 LANGUAGES = ("en", "zh")
+_TABLE_SUFFIXES = (".csv", ".CSV", ".parquet")
 BUILTIN_MAPPINGS = ("maven",)
 """Names of the built-in adapters of :mod:`features.adapters` (a test keeps the two in step),
 listed here so that a mistyped ``--mapping`` is caught without importing pandas."""
@@ -120,3 +121,60 @@ def output_folder(folder: Path, option: str = "--out", min_free: int = MIN_FREE_
             f"{min_free / 2**20:.0f} MB; free some space or pass another folder"
         )
     return folder
+
+
+def lead_scoring_refusal(folder: Path, date: str = "YYYY-MM-DD") -> str:
+    """What `recommend` says about a history without reps (see :func:`reps_to_match`)."""
+    return (
+        f"{folder} holds leads and outcomes but no reps (a lead-scoring history), so there is "
+        f"nobody to match its leads to: score its open leads with `leadmatch score --data "
+        f"{folder} --date {date} --out DIR`, or add the reps (reps.csv, or a reps table in "
+        "the mapping) to recommend assignments"
+    )
+
+
+def team_refusal(folder: Path, date: str = "YYYY-MM-DD") -> str:
+    """What `score` says about a history with reps (see :func:`no_reps`)."""
+    return (
+        f"{folder} has reps: `leadmatch score` scores the leads of a history without reps; for "
+        f"a team, `leadmatch recommend --data {folder} --date {date}` scores its leads for "
+        "each rep and places them"
+    )
+
+
+def reps_to_match(folder: Path, mapping: str | None, date: str) -> None:
+    """For `recommend` on ``date``: refuse a data folder whose export has no reps (no reps
+    file, or a mapping without a reps table), before any heavy work."""
+    if _declares_reps(Path(folder), mapping) is False:
+        raise ArgumentError(lead_scoring_refusal(folder, date))
+
+
+def no_reps(folder: Path, mapping: str | None, date: str) -> None:
+    """For `score` on ``date``: refuse a data folder whose export has reps (a reps file with
+    rows, or a mapping with a reps table), before any heavy work."""
+    if _declares_reps(Path(folder), mapping):
+        raise ArgumentError(team_refusal(folder, date))
+
+
+def _declares_reps(folder: Path, mapping: str | None) -> bool | None:
+    """Whether the export has reps as far as its files and mapping tell without reading the
+    data: True or False, None when only loading it can tell (a Parquet reps file)."""
+    if mapping in BUILTIN_MAPPINGS:
+        return True
+    if mapping is not None:
+        spec = yaml.safe_load(Path(mapping).read_text(encoding="utf-8"))  # checked by mapping()
+        tables = spec.get("tables")
+        return isinstance(tables, dict) and tables.get("reps") is not None
+    for suffix in (".csv", ".CSV"):
+        path = folder / f"reps{suffix}"
+        if path.is_file():
+            with path.open("rb") as file:  # a header line alone lists no rep
+                return sum(1 for line, _ in zip(file, range(2), strict=False) if line.strip()) > 1
+    if (folder / "reps.parquet").is_file():
+        return None
+    # Leads and outcomes without reps; a folder without those is a raw export whose missing
+    # --mapping the loader names.
+    tables = ("leads", "assignments")
+    if all(any((folder / f"{t}{s}").is_file() for s in _TABLE_SUFFIXES) for t in tables):
+        return False
+    return None

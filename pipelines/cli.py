@@ -157,7 +157,8 @@ def validate(
     checks.data_folder(path)
     checks.mapping(mapping)
     from features.daily import sla_reclaim_off_reason
-    from features.describe import check_history, describe_crm
+    from features.describe import LEAD_SCORING, check_history, describe_crm
+    from features.lead_scoring import is_lead_scoring
     from pipelines.io import load_data_folder
 
     loaded = load_data_folder(
@@ -175,7 +176,8 @@ def validate(
         console.print("[bold]Repaired while loading:[/]")
         for line in loaded.repairs:
             console.print(f"  - {escape(line)}")
-    off = sla_reclaim_off_reason(loaded.data)
+    # Without reps nothing is reclaimed: no note about it.
+    off = None if is_lead_scoring(loaded.data) else sla_reclaim_off_reason(loaded.data)
     if off:
         console.print(f"note: {escape(off)}")
     history = check_history(
@@ -185,13 +187,16 @@ def validate(
         min_outcomes_per_class=settings.model.min_outcomes_per_class,
     )
     print_label(history.label)
+    if history.lead_scoring:
+        console.print(f"[bold]{escape(LEAD_SCORING[0].upper() + LEAD_SCORING[1:])}[/]")
     if history.problems:
         for line in history.problems:
             err_console.print(f"[bold red]not usable:[/] {escape(line)}")
         raise typer.Exit(EXIT_BAD_INPUT)
     for line in history.training:
         console.print(f"[bold yellow]train would stop:[/] {escape(line)}")
-    console.print("[bold green]OK[/]: the data meets the contract and is usable.")
+    use = " for lead scoring" if history.lead_scoring else ""
+    console.print(f"[bold green]OK[/]: the data meets the contract and is usable{use}.")
 
 
 def print_label(lines: list[str]) -> None:
@@ -340,6 +345,7 @@ def recommend(
     settings = _settings(config)
     checks.data_folder(data)
     checks.mapping(mapping)
+    checks.reps_to_match(data, mapping, run_date)
     out = checks.output_folder(out or settings.paths.recommendations)
     _use_store(settings)
     with _flows(f"recommending assignments for {run_date}", "pipelines.recommend"):
@@ -369,6 +375,44 @@ def recommend(
         f"wrote {summary.folder}/assignments.csv, rep_summary.csv, left_out.csv and report.html"
     )
     return summary
+
+
+@app.command()
+@_friendly
+def score(
+    data: Annotated[Path, typer.Option(help="Data folder with the leads and outcomes (no reps).")],
+    date: Annotated[str, typer.Option("--date", help="Run date, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option(help="Output folder: writes OUT/DATE/lead_scores.csv.")],
+    config: ConfigOption = None,
+    lang: LangOption = "en",
+    mapping: MappingOption = None,
+) -> None:
+    """Score the open leads of a history without reps: win chance, tier A/B/C, top factors.
+
+    Uses the data set's champion, a lead-only model trained by `leadmatch train`.
+    """
+    run_date = checks.run_date(date)
+    checks.language(lang)
+    settings = _settings(config)
+    checks.data_folder(data)
+    checks.mapping(mapping)
+    checks.no_reps(data, mapping, run_date)
+    out = checks.output_folder(out)
+    _use_store(settings)
+    with _flows(f"scoring the open leads of {run_date}", "pipelines.score"):
+        from pipelines.score import score_flow
+
+        summary = score_flow(data, run_date, out, settings, lang, mapping)
+    _print_mapping(
+        f"lead scores for {summary.run_date}",
+        {
+            "open leads scored": summary.scored,
+            **{f"tier {t}": n for t, n in summary.tiers.items()},
+            "mean win chance": summary.mean_p_win,
+            "model version": summary.model_version,
+        },
+    )
+    console.print(f"wrote {summary.folder}/lead_scores.csv")
 
 
 @app.command()

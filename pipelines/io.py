@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.lead_scoring import no_reps
 from features.privacy import PersonalColumn, drop_personal_columns
 from features.schemas import CrmData, CrmValidationError, Origin, check_crm
 from pipelines.errors import UserFacingError
@@ -187,13 +188,12 @@ def load_data_folder(
         if path is not None:
             files[stem] = path
     missing = [s for s in REQUIRED_STEMS if s not in files]
-    if missing:
-        raise DataError(
-            f"{folder}: missing {', '.join(f'{s}.csv' for s in missing)}. A data folder holds "
-            "reps.csv, leads.csv, assignments.csv and optionally availability.csv; for a raw CRM "
-            "export pass --mapping (e.g. --mapping maven, or a YAML mapping file)."
-        )
+    if missing and missing != ["reps"]:
+        raise DataError(_missing_tables(folder, missing))
     read = {stem: read_located(path) for stem, path in files.items()}
+    if missing:
+        read["reps"] = (no_reps(), Origin("reps.csv"))
+        read["assignments"] = _without_reps(folder, *read["assignments"])
     data = CrmData(**{stem: frame for stem, (frame, _) in read.items()})
     origins = {stem: origin for stem, (_, origin) in read.items()}
     try:
@@ -208,6 +208,35 @@ def load_data_folder(
 def _without_personal(loaded: LoadedData, allowed: Iterable[str]) -> LoadedData:
     data, dropped = drop_personal_columns(loaded.data, allowed)
     return replace(loaded, data=data, personal=dropped)
+
+
+def _missing_tables(folder: Path, missing: list[str]) -> str:
+    return (
+        f"{folder}: missing {', '.join(f'{s}.csv' for s in missing)}. A data folder holds "
+        "reps.csv, leads.csv, assignments.csv and optionally availability.csv (a history of "
+        "leads and outcomes without reps, for lead scoring, has no reps.csv and no rep_id in "
+        "assignments.csv); for a raw CRM export pass --mapping (e.g. --mapping maven, or a YAML "
+        "mapping file)."
+    )
+
+
+def _without_reps(
+    folder: Path, assignments: pd.DataFrame, origin: Origin
+) -> tuple[pd.DataFrame, Origin]:
+    """The assignments of a folder without reps.csv: a lead-scoring history when no row names
+    a rep, whose rep_id and first_contact_at columns (the owners' work) may be left out;
+    otherwise the reps.csv that the rows name is missing."""
+    named = assignments["rep_id"].notna() if "rep_id" in assignments else pd.Series(False)
+    if named.any():
+        first = int(np.flatnonzero(named.to_numpy())[0])
+        raise DataError(
+            _missing_tables(folder, ["reps"])
+            + f" Here {origin.file} names reps ({int(named.sum())} rows, the first on "
+            f"{origin.at(first)}: {assignments['rep_id'].iloc[first]!r}): add reps.csv, or "
+            "empty the rep_id column to use the history for lead scoring only."
+        )
+    absent = [c for c in ("rep_id", "first_contact_at") if c not in assignments]
+    return assignments.assign(**dict.fromkeys(absent, pd.NA)), origin
 
 
 def _contract_error(

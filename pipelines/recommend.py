@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from features.daily import LeadPool, account_owners, leads_to_place, rep_day, snapshot
+from features.lead_scoring import is_lead_scoring
 from features.schemas import CrmData
 from matching import MatchResult, candidate_pairs, match
 from matching.fairness import RollingWindow
@@ -25,6 +26,7 @@ from matching.gain import plan_worth
 from matching.nightly import crm_window, settle_reclaims
 from matching.summary import ManagerPlan, fairness_costs, manager_plan
 from models.chunks import score_in_chunks
+from pipelines.checks import lead_scoring_refusal
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
 from pipelines.io import atomic_directory, load_data_folder
@@ -205,6 +207,8 @@ def recommend_flow(
     )
     out = Path(out) if out else config.paths.recommendations
     state = load_state(Path(data), mapping, day, config.timezone, config.privacy.allow_columns)
+    if is_lead_scoring(state):
+        raise RecommendError(lead_scoring_refusal(Path(data), f"{day:%Y-%m-%d}"))
     model_name = registered_model_name(Path(data), mapping, config.tracking)
     champion = load_champion(config, model_name, state)
     pool = leads_to_place(

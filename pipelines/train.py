@@ -18,9 +18,11 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from features.describe import check_history
+from features.describe import HistoryCheck, check_history
+from features.lead_scoring import stand_in
 from features.pairs import build_training_pairs, default_as_of
 from features.schemas import CrmData
+from models.lead_scores import train_lead_scores
 from models.training import TrainingResult, train_and_evaluate
 from pipelines.config import LeadmatchConfig
 from pipelines.errors import UserFacingError
@@ -71,8 +73,9 @@ class TrainingDataError(UserFacingError):
     """The data cannot support a model (too few outcomes, one class, ...)."""
 
 
-def refuse_unusable(data: CrmData, config: LeadmatchConfig) -> tuple[str, ...]:
-    """The target and how the history's outcomes fall under it (features.describe); raises
+def refuse_unusable(data: CrmData, config: LeadmatchConfig) -> HistoryCheck:
+    """What the history means for the model (features.describe: the target and how the
+    outcomes fall under it, whether only a lead-only model can learn from it); raises
     :class:`TrainingDataError` for a history `leadmatch validate` refuses or that cannot train
     a model, before any heavy work."""
     history = check_history(
@@ -86,7 +89,7 @@ def refuse_unusable(data: CrmData, config: LeadmatchConfig) -> tuple[str, ...]:
         raise TrainingDataError(
             "this history cannot train a model:\n" + "\n".join(f"  - {r}" for r in refusals)
         )
-    return tuple(history.label)
+    return history
 
 
 @task(cache_policy=NO_CACHE)
@@ -117,10 +120,15 @@ def build_pairs(loaded: LoadedData, config: LeadmatchConfig) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)
-def fit_models(pairs: pd.DataFrame, config: LeadmatchConfig) -> TrainingResult:
-    """Fit the pair model and both baselines on the earlier slice; evaluate on the latest."""
+def fit_models(
+    pairs: pd.DataFrame, config: LeadmatchConfig, lead_only: bool = False
+) -> TrainingResult:
+    """Fit the pair model and both baselines on the earlier slice; evaluate on the latest.
+    ``lead_only``: the lead-only model instead, beside a plain LightGBM (a history whose
+    outcomes cannot tell reps apart)."""
+    fit = train_lead_scores if lead_only else train_and_evaluate
     try:
-        result = train_and_evaluate(pairs, config.model)
+        result = fit(pairs, config.model)
     except ValueError as err:
         raise TrainingDataError(str(err)) from err
     logger = get_run_logger()
@@ -298,9 +306,12 @@ def train_flow(
     data = Path(data)
     name = registered_model_name(data, mapping, config.tracking)
     loaded = load_history(data, mapping, config)
-    label = refuse_unusable(loaded.data, config)
+    history = refuse_unusable(loaded.data, config)
+    if history.lead_only:
+        # Every outcome counts, owned or not; the registry's gate scores these same rows.
+        loaded = replace(loaded, data=stand_in(loaded.data))
     pairs = build_pairs(loaded, config)
-    result = fit_models(pairs, config)
+    result = fit_models(pairs, config, history.lead_only)
     served = served_model(result, pairs, loaded, config)
     if dry_run:
         decision = judge_dry_run(result, loaded, served, config, name, promotion)
@@ -309,7 +320,7 @@ def train_flow(
         summary = log_training(
             result, pairs, loaded, served, config, data, mapping, name, promotion
         )
-    return replace(summary, label=label)
+    return replace(summary, label=tuple(history.label))
 
 
 def _summary(
@@ -369,7 +380,8 @@ def _importance_figure(result: TrainingResult):
     ax = fig.add_subplot()
     ax.barh(importance.index, importance.to_numpy())
     ax.set_xlabel("total gain")
-    ax.set_title("Pair model: feature importance")
+    kind = "Pair model" if model.rep_information else "Lead-only model"
+    ax.set_title(f"{kind}: feature importance")
     fig.tight_layout()
     return fig
 

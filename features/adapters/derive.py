@@ -43,6 +43,8 @@ def derive_assignments(
     close date missing on every row that needs one are added to ``errors``, once each.
     """
     files = " + ".join(spec.files)
+    if "rep_id" not in asg:  # an export without owners: leads and outcomes (lead scoring)
+        asg = asg.assign(rep_id=pd.Series(pd.NA, index=asg.index, dtype="string"))
     asg = _drop_filtered(asg, gone, files, repairs)
     _check_status(asg, spec, errors)
     asg = _without_owner(asg, files, repairs)

@@ -436,12 +436,13 @@ class AssignmentsMapping(TableMapping):
 
 
 class Tables(BaseModel):
-    """The canonical tables of a mapping (availability is optional)."""
+    """The canonical tables of a mapping (availability is optional; so are reps, for an export
+    of leads and outcomes without owners: a lead-scoring history, features.lead_scoring)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     leads: TableMapping
-    reps: TableMapping
+    reps: TableMapping | None = None
     assignments: AssignmentsMapping
     availability: TableMapping | None = None
 
@@ -451,6 +452,18 @@ class Tables(BaseModel):
         if mapping is not None:
             mapping.check_for(info.field_name)
         return mapping
+
+    @model_validator(mode="after")
+    def _owners_need_reps(self) -> Tables:
+        if self.reps is None and "rep_id" in self.assignments.provided():
+            raise ValueError(
+                "reps: assignments map rep_id, so the reps must be mapped too (e.g. the "
+                "distinct owners of the leads file, with `distinct: true`); for an export of "
+                "leads and outcomes without owners (lead scoring), leave rep_id out"
+            )
+        if self.reps is None and self.availability is not None:
+            raise ValueError("availability: there are no reps to be available; map reps too")
+        return self
 
 
 class ColumnMapping(BaseModel):

@@ -33,6 +33,7 @@ from features.adapters.spec import (
     table_specs,
 )
 from features.adapters.text import clean_text, n, plural, where
+from features.lead_scoring import no_reps
 from features.schemas import CrmData, show
 
 _NUMBER = r"[$€£¥]?\s*-?\d{1,3}(,\d{3})+(\.\d+)?|[$€£¥]\s*-?\d+(\.\d+)?"
@@ -114,7 +115,11 @@ def apply_mapping(
     errors: list[str] = []
     kept, dropped = _filter_rows(present, mapping.filters, repairs)
     specs = table_specs(mapping)
-    gone = {key: _gone(specs[table], key, kept, dropped) for table, key in KEYS.items()}
+    gone = {
+        key: _gone(specs[table], key, kept, dropped)
+        for table, key in KEYS.items()
+        if table in specs
+    }
     built: dict[str, pd.DataFrame] = {}
     origins: dict[str, pd.DataFrame] = {}
     for table in ("leads", "assignments", "reps", "availability"):
@@ -134,6 +139,7 @@ def apply_mapping(
         built[table], origins[table] = split_origin(frame)
     if errors:
         raise MappingError("\n".join(errors))
+    built.setdefault("reps", no_reps())  # an export without owners: a lead-scoring history
     sources = {table: _sources(spec) for table, spec in specs.items()}
     return AdapterResult(CrmData(**built), repairs, origins, sources)
 
