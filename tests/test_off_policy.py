@@ -25,6 +25,8 @@ from evaluation.off_policy import (
     logged_decisions,
 )
 from features.schemas import CrmData, validate_crm
+from matching.config import EligibilityRules
+from matching.eligibility import Cause, Eligibility
 from simulation import simulate
 
 # Few leads in hand-built cases: let the overlap rules judge only where a test asks them to.
@@ -549,6 +551,67 @@ def test_choice_features_describe_what_a_router_could_see() -> None:
     assert features["skill_match_product"].tolist() == [0.0, 0.0, 1.0]
     assert features.loc[0, "lead_log_value"] == pytest.approx(np.log1p(5000))
     assert features.loc[0, "rep_log_tenure"] == pytest.approx(np.log1p(428 / 365.25))
+
+
+@pytest.mark.parametrize(
+    ("rep_region", "rep_skills", "lead_region", "industry", "region_match", "skill_match"),
+    [
+        ("EU", "retail", "eu ", "Retail", 1.0, 1.0),
+        ("Straße", "logistics;STRASSE", "STRASSE", "Straße", 1.0, 1.0),
+        ("华东", "医疗；教育", "华东", "教育", 1.0, 1.0),
+        ("EU", "ＳａａＳ", "EU", "saas", 1.0, 1.0),
+        ("EU", "ISTANBUL", "US", "İstanbul", 0.0, 0.0),
+    ],
+)
+def test_choice_features_compare_regions_and_skills_as_the_eligibility_rules_do(
+    rep_region, rep_skills, lead_region, industry, region_match, skill_match
+) -> None:
+    data = routing_day()
+    reps = data.reps.assign(
+        region=data.reps["region"].mask(data.reps["rep_id"] == "R1", rep_region),
+        skills=data.reps["skills"].mask(data.reps["rep_id"] == "R1", rep_skills),
+    )
+    leads = data.leads.assign(
+        region=data.leads["region"].mask(data.leads["lead_id"] == "L1", lead_region),
+        industry=data.leads["industry"].mask(data.leads["lead_id"] == "L1", industry),
+    )
+    pair = pd.DataFrame({"lead_id": ["L1"], "rep_id": ["R1"], "at": pd.Timestamp("2024-03-04")})
+    features = choice_features(CrmData(reps, leads, data.assignments, data.availability), pair)
+    assert features[["region_match", "skill_match_industry"]].iloc[0].tolist() == [
+        region_match,
+        skill_match,
+    ]
+    # the eligibility rules, on the same two rows
+    rule_leads = pd.DataFrame(
+        {"lead_id": ["L1"], "region": [lead_region], "industry": [industry], "product": [None]}
+    )
+    rule_reps = pd.DataFrame(
+        {
+            "rep_id": ["R1"],
+            "active": [True],
+            "available": [True],
+            "region": [rep_region],
+            "skills": [rep_skills],
+        }
+    )
+    rules = EligibilityRules(region=True, skills=True, language=False)
+    eligibility = Eligibility.build(
+        rule_leads, rule_reps, rules, rep_index=pd.Index(rule_reps["rep_id"])
+    )
+    cause = eligibility.causes(np.array([0]), np.array([0]))[0]
+    assert (cause == Cause.ELIGIBLE) == bool(region_match and skill_match)
+
+
+def test_yes_no_lead_columns_are_choice_features_as_0_and_1() -> None:
+    data = routing_day()
+    # leads P0, P1, L1, L2, L3
+    flagged = data.leads.assign(x_referral=pd.array([True, False, True, None, False], "boolean"))
+    pairs = pd.DataFrame(
+        {"lead_id": ["L1", "L2", "P1"], "rep_id": "R1", "at": pd.Timestamp("2024-03-04")}
+    )
+    crm = CrmData(data.reps, flagged, data.assignments, data.availability)
+    features = choice_features(crm, pairs)
+    np.testing.assert_array_equal(features["x_referral"].to_numpy(), [1.0, np.nan, 0.0])
 
 
 def test_estimated_propensities_need_every_logged_choice_among_the_candidates() -> None:

@@ -42,8 +42,3 @@ def examples(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The first five (lead_id, rep_id) pairs of ``frame``, for a message."""
     pairs = zip(frame["lead_id"].astype(str), frame["rep_id"].astype(str), strict=True)
     return list(pairs)[:5]
-
-
-def is_number(values: pd.Series) -> bool:
-    """Whether ``values`` hold numbers (booleans do not count)."""
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)

@@ -14,10 +14,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from evaluation.off_policy._frames import is_number, pair_keys, require
+from evaluation.off_policy._frames import pair_keys, require
+from features.leads import is_number
 from features.pairs import default_as_of
 from features.reps import outcome_events
 from features.schemas import CrmData
+from features.tags import has_tag, same_tag, tag_sets
 from features.timestamps import DAY_NS, NAT, as_ns
 
 CHOICE_PAIR_COLUMNS = (
@@ -188,10 +190,12 @@ def choice_features(data: CrmData, candidates: pd.DataFrame) -> pd.DataFrame:
 
     ``candidates`` has ``lead_id``, ``rep_id`` and ``at``. Returns it with: ``region_match``,
     ``skill_match_industry`` and ``skill_match_product`` (1.0 when the lead's region is the rep's,
-    or its industry / product is one of the rep's ';'-separated skills), ``rep_log_tenure``
+    or its industry / product is one of the rep's ';'-separated skills, compared by
+    :func:`features.tags.tag` as the eligibility rules compare them), ``rep_log_tenure``
     (log(1 + years since hire) at ``at``), ``lead_log_value`` (log(1 + expected_value), NaN when
     unknown), ``rep_log_tenure_x_value`` (tenure times the lead's log value, centred: routers
-    give senior reps the valuable leads) and every numeric ``x_*`` lead column as it is.
+    give senior reps the valuable leads) and every ``x_*`` lead column read as a number
+    (:func:`features.leads.is_number`: yes/no values as 0/1) as it is.
     """
     require(candidates, ["lead_id", "rep_id", "at"], "candidates")
     leads = data.leads.drop_duplicates("lead_id").set_index("lead_id")
@@ -213,15 +217,13 @@ def choice_features(data: CrmData, candidates: pd.DataFrame) -> pd.DataFrame:
             return np.full(len(frame), None, dtype=object)
         return frame[name].astype("object").to_numpy()
 
-    lead_region, rep_region = column(lead_rows, "region"), column(rep_rows, "region")
-    out = {"region_match": (pd.notna(lead_region) & (lead_region == rep_region)).astype(float)}
-    skills = pd.Series(column(rep_rows, "skills")).fillna("").astype(str).str.lower()
-    rep_tags = skills.str.split(";").map(lambda tags: {t.strip() for t in tags if t.strip()})
+    # Compared as the eligibility rules compare them (features.tags), so the feature and the
+    # rule agree on whether a rep has a lead's region or skill.
+    region = same_tag(column(lead_rows, "region"), column(rep_rows, "region"))
+    out = {"region_match": region.astype(float)}
+    rep_tags = tag_sets(column(rep_rows, "skills"))
     for name in ("industry", "product"):
-        values = pd.Series(column(lead_rows, name)).fillna("").astype(str).str.strip().str.lower()
-        out[f"skill_match_{name}"] = np.array(
-            [v != "" and v in tags for v, tags in zip(values, rep_tags, strict=True)], dtype=float
-        )
+        out[f"skill_match_{name}"] = has_tag(column(lead_rows, name), rep_tags).astype(float)
     tenure_years = (as_ns(candidates["at"]) - as_ns(rep_rows["hire_date"])) / DAY_NS / 365.25
     out["rep_log_tenure"] = np.log1p(np.maximum(tenure_years, 0.0))
     if "expected_value" in lead_rows:

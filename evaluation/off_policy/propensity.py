@@ -14,8 +14,9 @@ from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 
 from evaluation.config import OffPolicyConfig
-from evaluation.off_policy._frames import examples, is_number, pair_keys, require
+from evaluation.off_policy._frames import examples, pair_keys, require
 from evaluation.off_policy.logged import CHOICE_PAIR_COLUMNS
+from features.leads import is_number
 
 
 class ChoiceModel(BaseEstimator):
