@@ -76,8 +76,8 @@ def split_gain(
         round_robin=theirs,
         selection=selection,
         matching=(ours - theirs - selection) if rep_signal else 0.0,
-        placed=int(leadmatch[Reps.rep_id].notna().sum()),
-        placed_round_robin=int(round_robin[Reps.rep_id].notna().sum()),
+        placed=len(placed_rows(leadmatch)),
+        placed_round_robin=len(placed_rows(round_robin)),
         to_place=int(leadmatch["p_baseline"].notna().sum()),
         rep_signal=rep_signal,
     )
@@ -89,7 +89,16 @@ def plan_worth(
     """Expected worth of a plan: the sum of value * win chance over its placed leads (rep_id
     set), with the model's p_win when the rep signal is trusted and p_baseline otherwise;
     ``values``: lead_id -> value(l) (default 1: expected wins)."""
-    placed = assignments.loc[assignments[Reps.rep_id].notna()]
+    placed = placed_rows(assignments)
     chance = placed["p_win" if rep_signal else "p_baseline"].to_numpy(float)
     value = placed[Leads.lead_id].map(values).to_numpy(float) if values is not None else 1.0
     return float((value * chance).sum())
+
+
+def placed_rows(assignments: pd.DataFrame) -> pd.DataFrame:
+    """The leads a plan places: a rep set, and not a reclaimed lead that stays with its rep
+    (action "keep": the plan places nothing there and has no win chance for it)."""
+    placed = assignments[Reps.rep_id].notna()
+    if "action" in assignments:
+        placed &= assignments["action"].ne("keep").to_numpy(dtype=bool, na_value=True)
+    return assignments.loc[placed]

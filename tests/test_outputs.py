@@ -106,6 +106,20 @@ def test_revenue_weights_each_lead_by_its_value():
     assert plan_worth(theirs, {"L0": 1000.0}, rep_signal=True) == pytest.approx(100.0)
 
 
+def test_a_reclaimed_lead_that_stays_with_its_rep_is_not_placed_by_the_plan():
+    # L2 was reclaimed and nobody else could take it: it stays with R1 (action keep, rep set,
+    # no win chance), so the plan neither places it nor counts a chance for it.
+    ours = asg([("L0", "R0", 0.6, 0.4), ("L1", None, None, 0.3), ("L2", "R1", None, 0.2)])
+    ours["action"] = ["assign", "hold", "keep"]
+    theirs = asg([("L0", "R1", 0.2, 0.4), ("L1", "R0", 0.1, 0.3), ("L2", None, None, 0.2)])
+    assert plan_worth(ours, rep_signal=True) == pytest.approx(0.6)
+    assert plan_worth(ours, rep_signal=False) == pytest.approx(0.4)
+    split = split_gain(ours, theirs, rep_signal=True)
+    assert (split.placed, split.placed_round_robin) == (1, 2)
+    assert split.leadmatch == pytest.approx(0.6) and split.round_robin == pytest.approx(0.3)
+    assert split.selection == pytest.approx(0.4 - 0.7)
+
+
 def test_the_plan_headline_splits_a_day_short_of_capacity():
     # Three leads, one slot: round-robin takes the first to arrive, leadmatch the best.
     plan = plan_of([[0.2, 0.1], [0.3, 0.35], [0.9, 0.5]], [1, 0])
