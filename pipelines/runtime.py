@@ -50,6 +50,9 @@ NOISE_WARNINGS = (
     # numpy on an empty or constant slice; the code handles the NaN it gives.
     (RuntimeWarning, r"(invalid value|divide by zero|overflow) encountered"),
     (RuntimeWarning, r"Mean of empty slice|Degrees of freedom <= 0|All-NaN slice"),
+    # Prefect 3.8's runner when `schedule` is stopped (SIGTERM): it pauses its deployments and
+    # stops fine, but leaves this coroutine un-awaited.
+    (RuntimeWarning, r"coroutine 'Runner\.astop' was never awaited"),
     # MLflow's hints about model signatures and pickled Python models.
     (UserWarning, r".*Inferred schema contains integer column"),
     (UserWarning, r".*serialized using CloudPickle"),
