@@ -6,8 +6,10 @@ reps) moved so that its history ends before today, with a day of new leads no re
 starts its own Prefect server (database in the store). For each run the table shows its tick
 (the scheduled time), when the run started and when `<out>/<date>` was published (the link's
 own time), in seconds after the tick. Then the scheduler is stopped (SIGTERM, or `--kill` for
-SIGKILL) and the script lists any process of the scheduler's or the server's session still
-alive afterwards: there must be none.
+SIGKILL) and the script says how long the processes of the scheduler's and the server's
+sessions took to end, and lists any still alive after 3 minutes: there must be none (after a
+SIGKILL the server ends at once, a flow-run process the scheduler had started about a minute
+later, by itself).
 
     .venv/bin/python benchmarks/bench_schedule.py              # 3 runs, about 5 minutes
     .venv/bin/python benchmarks/bench_schedule.py --runs 5 --kill
@@ -165,7 +167,7 @@ def main() -> None:
         stopped = time.monotonic()
         scheduler.send_signal(signal.SIGKILL if args.kill else signal.SIGTERM)
         scheduler.wait(timeout=120)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # a run process may outlive a killed scheduler
         while sessions_alive(sids) and time.monotonic() < deadline:
             time.sleep(0.5)
         left = sessions_alive(sids)
