@@ -463,8 +463,10 @@ def schedule(
     checks.data_folder(data)
     checks.mapping(mapping)
     out = checks.output_folder(out or settings.paths.recommendations)
-    settings = scheduled_config(settings, timezone=timezone, out=out)
+    # Said of the store as configured (the runs get its absolute path, which would read as
+    # coming from a config file).
     _use_store(settings)
+    settings = scheduled_config(settings, timezone=timezone, out=out)
     check_cron(cron)
     parameters = run_parameters(data, settings, lang, mapping)
     api_url = os.environ.get("PREFECT_API_URL") or _profile_api_url()

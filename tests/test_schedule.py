@@ -114,6 +114,19 @@ def test_schedule_refuses_when_the_configured_server_does_not_answer(folder, mon
     assert result.output.count("error:") == 1
 
 
+def test_schedule_names_the_store_as_the_user_set_it(folder, monkeypatch):
+    # The default store, not "from the config": the runs get an absolute copy of its path.
+    from pipelines import tracking
+
+    monkeypatch.delenv("LEADMATCH_HOME")
+    monkeypatch.setattr(tracking, "project_folder", lambda: folder.parent)
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_closed_port()}/api")
+    result = runner.invoke(app, ["schedule", "--data", str(folder)])
+    assert result.exit_code == 2, result.output
+    store = folder.parent / ".leadmatch"
+    assert f"MLflow store: {store} (the default: .leadmatch in {folder.parent})" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
