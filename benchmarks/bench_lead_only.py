@@ -4,8 +4,9 @@ Each data set is read as a history without reps (its owners dropped, as a team t
 leads and outcomes would export it); both models are fitted on the same earlier rows and judged
 on the same most recent slice (:func:`models.lead_scores.train_lead_scores`): the calibrated
 lead-only model that `leadmatch train` registers, and ``LGBMClassifier()`` with its defaults on
-the same feature matrix. The last column says whether the lead-only model is at least as good
-on both AUC and log loss.
+the same feature matrix. "at least as good" says whether the lead-only model is at least as
+good on both AUC and log loss; "AUC gap interval" is the 95% bootstrap interval (held-out leads
+resampled, 500 times) of the lead-only AUC minus the plain one, so a gap inside noise shows.
 
     uv run --locked python benchmarks/bench_lead_only.py
     uv run --locked python benchmarks/bench_lead_only.py --scenarios small default --seed 1
@@ -20,9 +21,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from features.lead_scoring import build_lead_training_rows, no_reps
+from features.pairs import TARGET
 from features.schemas import CrmData
 from models.lead_scores import PLAIN, train_lead_scores
 from models.training import LEAD_ONLY
@@ -38,6 +42,24 @@ def without_reps(data: CrmData) -> CrmData:
     return replace(data, reps=no_reps(), assignments=asg)
 
 
+def auc_gap_interval(test: pd.DataFrame, n: int = 500, seed: int = 0) -> tuple[float, float]:
+    """95% interval of AUC(lead-only) - AUC(plain) on ``test`` (held-out rows with ``won`` and
+    both ``p_<model>`` columns), leads resampled whole."""
+    rng = np.random.default_rng(seed)
+    codes, _ = pd.factorize(test["lead_id"])
+    members = pd.Series(np.arange(len(test))).groupby(codes).apply(np.asarray).to_list()
+    y = test[TARGET].to_numpy(dtype=int)
+    ours, plain = test[f"p_{LEAD_ONLY}"].to_numpy(), test[f"p_{PLAIN}"].to_numpy()
+    gaps = []
+    for _ in range(n):
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        if len(np.unique(y[rows])) < 2:
+            continue
+        gaps.append(roc_auc_score(y[rows], ours[rows]) - roc_auc_score(y[rows], plain[rows]))
+    low, high = np.quantile(gaps, [0.025, 0.975])
+    return float(low), float(high)
+
+
 def judge(name: str, data: CrmData) -> list[dict]:
     """Both models' held-out figures on ``data`` read without reps."""
     start = time.perf_counter()
@@ -45,6 +67,7 @@ def judge(name: str, data: CrmData) -> list[dict]:
     result = train_lead_scores(rows)
     seconds = time.perf_counter() - start
     ours, plain = result.metrics[LEAD_ONLY], result.metrics[PLAIN]
+    low, high = auc_gap_interval(result.test)
     verdict = (
         "yes"
         if ours["roc_auc"] >= plain["roc_auc"] and ours["log_loss"] <= plain["log_loss"]
@@ -65,6 +88,7 @@ def judge(name: str, data: CrmData) -> list[dict]:
                 "mean p": m["mean_predicted"],
                 "win rate": m["base_rate"],
                 "at least as good": verdict if model == LEAD_ONLY else "",
+                "AUC gap interval": f"[{low:+.4f}, {high:+.4f}]" if model == LEAD_ONLY else "",
                 "seconds": seconds if model == LEAD_ONLY else float("nan"),
             }
         )

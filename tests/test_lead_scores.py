@@ -266,6 +266,40 @@ def test_the_lead_only_model_is_judged_beside_a_plain_lightgbm(trained):
     )
 
 
+def test_the_registry_gate_judges_a_retrained_lead_only_model_on_the_same_rows(web_history):
+    from features.config import FeatureConfig
+    from features.lead_scoring import stand_in
+    from features.pairs import default_as_of
+    from models.config import ModelConfig
+    from pipelines.registry import CurrentChampion, decide
+    from pipelines.serving import LeadmatchModel
+
+    fast = ModelConfig(n_bootstrap=200)
+    crippled = fast.model_copy(update={"probability_floor": 0.45})
+    rows = build_lead_training_rows(web_history)
+
+    def served(result):
+        return LeadmatchModel.from_training(
+            result.served_model,
+            result.served,
+            rows,
+            FeatureConfig(),
+            result.rep_signal,
+            trained_before=result.test_start,
+            as_of=default_as_of(web_history),
+        )
+
+    good, weak = train_lead_scores(rows, fast), train_lead_scores(rows, crippled)
+    # The train flow hands the gate the history as the lead-only model saw it.
+    data = stand_in(web_history)
+    better = decide(CurrentChampion("1", served(weak)), good, data, served(good), fast)
+    assert better.promote and better.reason.startswith(
+        f"beats champion v1: on the same {len(good.test)} held-out pairs"
+    )
+    same = decide(CurrentChampion("1", served(good)), good, data, served(good), fast)
+    assert not same.promote and "the interval includes zero" in same.reason
+
+
 FACTOR = {
     "en": re.compile(r"^(.+) (raises|lowers) it \(([+-]\d+\.\d) pts\)$"),
     "zh": re.compile(r"^(.+)，(提高|降低)赢单率（([+-]\d+\.\d)个百分点）$"),
