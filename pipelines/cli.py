@@ -407,6 +407,7 @@ def score(
         f"lead scores for {summary.run_date}",
         {
             "open leads scored": summary.scored,
+            f"left out (older than {summary.max_age_days} days)": summary.too_old,
             **{f"tier {t}": n for t, n in summary.tiers.items()},
             "mean win chance": summary.mean_p_win,
             "model version": summary.model_version,

@@ -108,7 +108,10 @@ class RecommendConfig(BaseModel):
     max_lead_age_days: int = Field(
         30,
         gt=0,
-        description="Unassigned or reclaimed leads older than this are left out (and counted).",
+        description=(
+            "Unassigned or reclaimed leads older than this are left out (and counted); so are "
+            "open leads older than this in `score`."
+        ),
     )
     fairness_window_days: int = Field(
         7,

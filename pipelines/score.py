@@ -1,8 +1,10 @@
 """The `score` flow: each open lead of a history without reps, scored and explained.
 
 Steps: load and validate the data as of the run date (as `recommend` does); load the data set's
-champion, a lead-only model trained by `leadmatch train`; score the leads with no outcome yet,
-tier them and say in words what drives each score; log the run to MLflow, and only then
+champion, a lead-only model trained by `leadmatch train`; score the leads with no outcome yet
+(those older than ``recommend.max_lead_age_days`` are left out and counted, as the nightly run
+does: the model learnt from leads worked within weeks, and says nothing true of one left for a
+year), tier them and say in words what drives each score; log the run to MLflow, and only then
 publish ``<out>/<run_date>/lead_scores.csv`` atomically (UTF-8 with BOM, English or Chinese).
 """
 
@@ -37,11 +39,14 @@ ZH_SCORE_HEADERS = {**ZH_HEADERS, "p_win": "赢单概率", "top_factors": "主�
 @dataclass(frozen=True)
 class ScoreSummary:
     """What `leadmatch score` reports: the published folder, how many open leads were scored,
-    per tier, their mean win chance and the model version."""
+    how many were left out as older than ``max_age_days``, the count per tier, their mean win
+    chance and the model version."""
 
     folder: Path
     run_date: str
     scored: int
+    too_old: int
+    max_age_days: int
     tiers: dict[str, int]
     mean_p_win: float | None
     model_version: str
@@ -50,12 +55,16 @@ class ScoreSummary:
 @task(cache_policy=NO_CACHE)
 def score_leads(
     state: CrmData, champion: Champion, day: pd.Timestamp, config: LeadmatchConfig, lang: str
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, int]:
     """The rows of lead_scores.csv (:class:`models.lead_scores.LeadScores`) for the leads of
-    ``state`` with no outcome on ``day``: p_win from the champion, tiers by value x p_win
-    (``matching.tier_quantiles``), the top factors in ``lang``."""
+    ``state`` with no outcome on ``day`` and at most ``recommend.max_lead_age_days`` old: p_win
+    from the champion, tiers by value x p_win (``matching.tier_quantiles``), the top factors in
+    ``lang``; and how many older open leads were left out."""
     model = champion.model
     leads = open_leads(state)
+    fresh = (day - leads["created_at"]) / pd.Timedelta(days=1) <= config.recommend.max_lead_age_days
+    too_old = int((~fresh).sum())
+    leads = leads.loc[fresh.to_numpy()].reset_index(drop=True)
     rows = build_lead_scoring_rows(state, leads, as_of=day, config=model.features)
     explained = explain_leads(model.estimator, rows, lang=lang)
     worth = lead_values(leads, config.matching.objective) * explained["p_win"].to_numpy(dtype=float)
@@ -65,8 +74,8 @@ def score_leads(
         tiers(worth, config.matching.tier_quantiles),
         run_date=f"{day:%Y-%m-%d}",
     )
-    get_run_logger().info("scored %s open leads", len(table))
-    return table
+    get_run_logger().info("scored %s open leads, left out %s older ones", len(table), too_old)
+    return table, too_old
 
 
 def write_scores(table: pd.DataFrame, folder: Path, lang: str) -> Path:
@@ -96,7 +105,7 @@ def log_scores(
                 "config_hash": config.digest(),
             }
         )
-        metrics = {"leads_scored": float(summary.scored)}
+        metrics = {"leads_scored": float(summary.scored), "leads_too_old": float(summary.too_old)}
         metrics.update({f"tier_{t}": float(n) for t, n in summary.tiers.items()})
         if summary.mean_p_win is not None:
             metrics["mean_p_win"] = summary.mean_p_win
@@ -131,12 +140,14 @@ def score_flow(
             "history has none: train on this data (`leadmatch train --data DIR`), which fits "
             "a lead-only model, or set tracking.model_name to this data's model"
         )
-    table = score_leads(state, champion, day, config, lang)
+    table, too_old = score_leads(state, champion, day, config, lang)
     counts = table["tier"].value_counts()
     summary = ScoreSummary(
         folder=Path(out) / f"{day:%Y-%m-%d}",
         run_date=f"{day:%Y-%m-%d}",
         scored=len(table),
+        too_old=too_old,
+        max_age_days=config.recommend.max_lead_age_days,
         tiers={t: int(counts.get(t, 0)) for t in ("A", "B", "C")},
         mean_p_win=float(np.mean(table["p_win"])) if len(table) else None,
         model_version=champion.version,

@@ -467,8 +467,12 @@ def test_a_web_form_export_trains_a_lead_only_model_and_scores_its_open_leads(
     table = pd.read_csv(path, encoding="utf-8-sig", dtype={"lead_id": str}, keep_default_na=False)
     LeadScores.validate(table)
     day = pd.Timestamp(RUN_DATE)
-    expected = open_leads(snapshot(web_history, day))
-    assert sorted(table["lead_id"]) == sorted(expected["lead_id"])
+    every = open_leads(snapshot(web_history, day))
+    # Leads older than recommend.max_lead_age_days (30) are left out and counted, as at night.
+    fresh = every["created_at"] >= day - pd.Timedelta(days=30)
+    assert sorted(table["lead_id"]) == sorted(every.loc[fresh, "lead_id"])
+    assert re.search(rf"left out \(older than 30 days\) +│ +{int((~fresh).sum())} │", scored.output)
+    assert 0 < fresh.sum() < len(every)
     assert (table["run_date"] == RUN_DATE).all()
     assert table["p_win"].is_monotonic_decreasing and table["p_win"].nunique() > 10
     assert set(table["tier"]) == {"A", "B", "C"}
