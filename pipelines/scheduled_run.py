@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from pipelines.config import LeadmatchConfig
 from pipelines.recommend import recommend_flow
 from pipelines.report import RecommendSummary
-from pipelines.scheduling import run_date_for
+from pipelines.scheduling import leave_with_parent, run_date_for
 
 
 def summary_lines(summary: RecommendSummary) -> list[str]:
@@ -45,6 +45,7 @@ def nightly_flow(
     """
     from prefect.runtime import flow_run
 
+    leave_with_parent()
     config = config or LeadmatchConfig()
     run_date = run_date_for(flow_run.scheduled_start_time, config.timezone)
     summary = recommend_flow(data, run_date, out, config, lang, mapping)

@@ -91,6 +91,27 @@ def run_parameters(
     }
 
 
+def leave_with_parent(interval: float = 2.0) -> None:
+    """End this process (exit code 70) once the process that started it is gone.
+
+    A scheduled run is a process of its scheduler (``schedule``) or worker. Killed with SIGKILL,
+    the scheduler takes its Prefect server with it, but its last run's process (~480 MB) was
+    seen alive 3 minutes later, retrying the dead server after its outputs were published. A
+    daemon thread checks every ``interval`` seconds whether this process was handed to another
+    parent. A run in progress then stops unpublished; the next run cleans its staging folder.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
+
+
 def check_cron(cron: str) -> None:
     """Refuse a cron string Prefect would not schedule (this imports Prefect: a few seconds)."""
     from prefect.schedules import Cron

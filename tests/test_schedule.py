@@ -207,3 +207,41 @@ def test_each_run_logs_its_figures_in_one_line_then_its_notes(tmp_path):
         f"expected wins 21.5 (round-robin 17.0); outputs in {tmp_path / '2025-05-07'}",
         "note: SLA reclaim is off: the export has no first-contact dates",
     ]
+
+
+def test_a_run_whose_scheduler_died_ends_too(tmp_path):
+    """The run's process is a child of the scheduler; when the scheduler is killed, the run
+    ends within a few polls instead of staying behind."""
+    import subprocess
+
+    import psutil
+
+    watching, pid = tmp_path / "watching", tmp_path / "pid"
+    scheduler = tmp_path / "scheduler.py"
+    scheduler.write_text(f"""
+import multiprocessing, os, time
+def run():
+    from pipelines.scheduling import leave_with_parent
+    leave_with_parent(interval=0.1)
+    open({str(watching)!r}, "w").close()
+    time.sleep(60)
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(target=run)
+    child.start()
+    with open({str(pid)!r}, "w") as f:
+        f.write(str(child.pid))
+    while not os.path.exists({str(watching)!r}) and child.is_alive():
+        time.sleep(0.1)
+    os._exit(0)  # the scheduler dies without a word to its child, as with kill -9
+""")
+    done = subprocess.run(
+        [sys.executable, str(scheduler)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert watching.exists()  # the run got as far as watching its parent
+    run = psutil.Process(int(pid.read_text()))
+    run.wait(timeout=20)  # raises if the run outlives its scheduler
