@@ -34,7 +34,7 @@ END_MIN_LEADS = 10
 check is not made."""
 
 _DATE_COLUMNS = {
-    "reps": ["hire_date"],
+    "reps": ["hire_date", "attributes_since"],
     "availability": ["date"],
     "leads": ["created_at"],
     "assignments": ["assigned_at", "first_contact_at", "closed_at"],

@@ -39,7 +39,8 @@ from features.reps import (
     shrink,
 )
 from features.schemas import CrmData, Leads, Reps
-from features.timestamps import as_ns
+from features.tags import tag_sets, tag_values
+from features.timestamps import NAT, as_ns
 
 KEY_COLUMNS = [Leads.lead_id, Reps.rep_id, "at"]
 TARGET = "won"
@@ -48,8 +49,9 @@ TARGET = "won"
 class PairFeatures(pa.DataFrameModel):
     """One row per (lead, rep, at) pair. Segment columns follow ``FeatureConfig.segment_columns``
     (``rep_<segment>_outcomes``, ``rep_<segment>_win_rate``), share columns follow
-    ``FeatureConfig.skill_columns`` and region (``rep_<column>_share``); ``x_*`` lead columns
-    pass through."""
+    ``FeatureConfig.skill_columns`` and region (``rep_<column>_share``), and so do the declared
+    matches (``skill_match_<column>``, ``region_match``: 0/1, missing when the rep's attributes
+    as of ``at`` are unknown); ``x_*`` lead columns pass through."""
 
     lead_id: Series[str] = pa.Field()
     rep_id: Series[str] = pa.Field()
@@ -76,6 +78,9 @@ class PairFeatures(pa.DataFrameModel):
     rep_industry_share: Series[float] | None = pa.Field(ge=0, le=1)
     rep_product_share: Series[float] | None = pa.Field(ge=0, le=1)
     rep_region_share: Series[float] = pa.Field(ge=0, le=1)
+    skill_match_industry: Series[float] | None = pa.Field(isin=[0.0, 1.0], nullable=True)
+    skill_match_product: Series[float] | None = pa.Field(isin=[0.0, 1.0], nullable=True)
+    region_match: Series[float] = pa.Field(isin=[0.0, 1.0], nullable=True)
 
     class Config:
         strict = False
@@ -94,7 +99,8 @@ def feature_columns(pairs: pd.DataFrame, *, rep_information: bool = True) -> tup
     if rep_information:
         segment = [c for c in pairs.columns if _is_segment_feature(str(c))]
         shares = [c for c in pairs.columns if _is_share_feature(str(c))]
-        numeric += REP_FEATURES + segment + shares
+        matches = [c for c in pairs.columns if str(c).startswith("skill_match_")]
+        numeric += REP_FEATURES + segment + shares + matches + ["region_match"]
     return categorical, numeric
 
 
@@ -246,9 +252,13 @@ def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFram
     within the history window) and ``rep_<segment>_win_rate`` (their won-in-window rate, shrunk
     towards what the rep's overall rate and the segment's rate predict together), then
     ``rep_<column>_share`` for each skill column and region: the share of the rep's leads
-    assigned before ``at`` whose value in that column is the lead's (0 for a rep with none yet).
-    The share stands for "skills match" and "same region" as they were at ``at``: the reps
-    table holds today's skills and region, which may have changed since.
+    assigned before ``at`` whose value in that column is the lead's (0 for a rep with none yet);
+    last the declared matches ``skill_match_<column>`` (1.0 if the lead's value, e.g. its
+    industry, is one of the rep's ';'-separated skills) and ``region_match`` (1.0 if the lead's
+    region is the rep's), compared by :mod:`features.tags`. The reps table holds today's skills
+    and region, so the declared matches are read only where they held at ``at`` (the rep's
+    ``attributes_since`` is at or before it) and are missing (NaN) elsewhere; the shares stand
+    for them there.
     """
     config = history.config
     rep_ids = queries[Reps.rep_id]
@@ -276,7 +286,55 @@ def pair_features(queries: pd.DataFrame, history: OutcomeHistory) -> pd.DataFram
         pair_keys = np.where(both, rep_keys * len(history.vocabularies[column]) + keys, -1)
         n, _ = history.assigned_by_rep_value[column].before(pair_keys, at)
         out[f"rep_{column}_share"] = n / np.maximum(assigned, 1.0)
+    held = attributes_held(history.reps, rep_ids, at)
+    for column in config.skill_columns:
+        hit = _skill_match(rep_ids, queries[column], history.reps)
+        out[f"skill_match_{column}"] = np.where(held, hit, np.nan)
+    out["region_match"] = np.where(
+        held, _region_match(rep_ids, queries["region"], history.reps), np.nan
+    )
     return pd.DataFrame(out, index=queries.index)
+
+
+def attributes_held(
+    reps: pd.DataFrame, rep_ids: pd.Series | np.ndarray, at_ns: np.ndarray
+) -> np.ndarray:
+    """(n,) bool: the reps table's skills and region of rep ``rep_ids[k]`` held at
+    ``at_ns[k]``, i.e. the rep's ``attributes_since`` is at or before it (``reps`` indexed by
+    rep_id). False when the column is absent or empty, and for a rep not in the table."""
+    if "attributes_since" not in reps:
+        return np.zeros(len(at_ns), dtype=bool)
+    since = as_ns(reps["attributes_since"].reindex(rep_ids))
+    return (since != NAT) & (since <= at_ns)
+
+
+def _skill_match(rep_ids: pd.Series, values: pd.Series, reps: pd.DataFrame) -> np.ndarray:
+    """Whether each lead value is one of its rep's ';'-separated skills (:mod:`features.tags`).
+
+    Decided once per distinct (rep, value), not once per pair.
+    """
+    rep_codes, rep_uniques = pd.factorize(np.asarray(rep_ids, dtype=object))
+    value_codes, value_uniques = pd.factorize(tag_values(values), use_na_sentinel=True)
+    skills = tag_sets(reps["skills"].reindex(rep_uniques))
+    # Missing values have code -1; shift so they get a slot of their own and never match.
+    stride = len(value_uniques) + 1
+    distinct, inverse = np.unique(rep_codes * stride + value_codes + 1, return_inverse=True)
+    hit = np.array(
+        [
+            code % stride > 0 and value_uniques[code % stride - 1] in skills[code // stride]
+            for code in distinct
+        ],
+        dtype=bool,
+    )
+    return hit[inverse]
+
+
+def _region_match(rep_ids: pd.Series, regions: pd.Series, reps: pd.DataFrame) -> np.ndarray:
+    """Whether each lead's region is its rep's (:mod:`features.tags`; false when either is
+    missing)."""
+    rep_region = tag_values(reps["region"]).reindex(rep_ids).to_numpy(dtype=object)
+    lead_region = tag_values(regions).to_numpy(dtype=object)
+    return pd.notna(lead_region) & (lead_region == rep_region)
 
 
 def _pair_frame(pairs: pd.DataFrame, leads: pd.DataFrame, history: OutcomeHistory) -> pd.DataFrame:

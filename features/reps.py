@@ -1,11 +1,13 @@
 """Rep features as of a moment: tenure, shrunk trailing win rate, open load, recent volume.
 
 Everything here is point-in-time: a feature of rep r at time t uses only what was known strictly
-before t. The reps table is today's export, so only what cannot change after the fact is read
-from it (the hire date): a rep's team, region, skills and capacity may have been different at t,
-so they are not features (the rep's record by segment and its assignment history stand for them). The history is indexed once (:func:`index_history`: integer keys, sorted cumulative
-sums) and then answers any number of (key, t) questions by binary search, so a million
-historical assignments need no per-row Python loop.
+before t. The reps table is today's export, so what may have changed since t is read from it
+only where the export says it held at t: the hire date always, skills and region from the rep's
+``attributes_since`` on (:func:`features.pairs.attributes_held`); team and capacity never (the
+rep's record by segment and its assignment history stand for them). The history is indexed once
+(:func:`index_history`: integer keys, sorted cumulative sums) and then answers any number of
+(key, t) questions by binary search, so a million historical assignments need no per-row Python
+loop.
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ class OutcomeHistory:
     """The assignment history, indexed for point-in-time questions (built by
     :func:`index_history`).
 
-    ``reps`` is the reps table indexed by rep_id (only its hire dates are used);
+    ``reps`` is the reps table indexed by rep_id (its hire dates, and its skills and regions
+    from ``attributes_since`` on);
     ``vocabularies`` map each key kind (``rep``, ``account`` and every segment and skill column)
     to the pd.Index whose positions are the integer keys of the :class:`EventCounts`. Outcome
     counts hold decided outcomes (value: won in window); ``assigned_by_rep`` / ``closed_by_rep``
@@ -140,7 +143,7 @@ def index_history(
     assignments: pd.DataFrame, leads: pd.DataFrame, reps: pd.DataFrame, config: FeatureConfig
 ) -> OutcomeHistory:
     """Index the assignment history (canonical ``assignments``, with ``leads`` for segment and
-    account columns and ``reps`` for hire dates). Rows of any date may be passed: each question only
+    account columns and ``reps`` for hire dates and declared attributes). Rows of any date may be passed: each question only
     ever sees the events strictly before its own time."""
     rep_table = reps.drop_duplicates(Reps.rep_id).set_index(Reps.rep_id)
     events = outcome_events(assignments, window_days=config.conversion_window_days)

@@ -34,7 +34,15 @@ ASSIGNMENT_STATUSES = ("open", "won", "lost")
 
 
 class Reps(pa.DataFrameModel):
-    """One row per sales rep."""
+    """One row per sales rep.
+
+    ``team``, ``region`` and ``skills`` are today's values. ``attributes_since`` (optional date
+    or date-time) is when they last changed: they have held unchanged since then (e.g. the hire
+    date, or the date the CRM last changed them). The pair model reads them for a past
+    assignment only when it was made at or after that time, so today's values never leak into
+    older history; empty or absent means "unknown since when", and they are not read for any past
+    assignment.
+    """
 
     rep_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
     name: Series[str] = pa.Field(nullable=True)
@@ -46,6 +54,7 @@ class Reps(pa.DataFrameModel):
     max_open_leads: Series[pd.Int64Dtype] | None = pa.Field(ge=0, nullable=True)
     active: Series[bool] = pa.Field()
     languages: Series[str] | None = pa.Field(nullable=True)
+    attributes_since: Series[pd.Timestamp] | None = pa.Field(nullable=True)
 
     class Config:
         coerce = True

@@ -26,7 +26,9 @@ _SEGMENT_WORDS = {
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _REP_FACTORS = {"rep_overall", "rep_tenure_days", "rep_open_load", "rep_recent_volume"}
 _REP_FACTORS |= {f"rep_{s}" for s in _SEGMENT_WORDS} | {f"rep_{s}_share" for s in _SEGMENT_WORDS}
+_REP_FACTORS |= {f"skill_match_{s}" for s in _SEGMENT_WORDS} | {"region_match"}
 _SHARE = re.compile(r"rep_(industry|source|product|region)_share")
+_SKILL = re.compile(r"skill_match_(industry|source|product|region)")
 MIN_EFFECT = 0.005
 """Smallest change in win probability a factor needs to be listed (less prints as +0.00)."""
 
@@ -125,6 +127,19 @@ def _phrase(factor: str, effect: float, pair: dict) -> str:
         value = pair.get(share.group(1))
         shown = "unknown" if pd.isna(value) else str(value)
         return f"{pair.get(factor):.0%} of the rep's leads so far in {shown}"
+    skill = _SKILL.fullmatch(factor)
+    if skill:
+        value = pair.get(skill.group(1))
+        shown = "unknown" if pd.isna(value) else str(value)
+        match = pair.get(factor)
+        if pd.isna(match):
+            return "the rep's skills then are not known"
+        return f"{shown} {'is' if match == 1 else 'is not'} among the rep's skills"
+    if factor == "region_match":
+        match = pair.get(factor)
+        if pd.isna(match):
+            return "the rep's region then is not known"
+        return "same region" if match == 1 else "different region"
     value = pair.get(factor)
     if factor == "created_weekday" and not pd.isna(value):
         return f"created on a {_WEEKDAYS[int(value)]}"

@@ -226,6 +226,8 @@ def _reps_frame(truth: RepTruth, rng: np.random.Generator, active: np.ndarray) -
             "daily_capacity": pd.array(truth.daily_capacity, dtype="Int64"),
             "max_open_leads": pd.array(max_open, dtype="Int64"),
             "active": active.astype(bool),
+            # A simulated rep's skills, region and team never change after the hire.
+            "attributes_since": truth.hire_ns.view("datetime64[ns]"),
         }
     )
 

@@ -302,6 +302,29 @@ def test_capacity_is_a_busy_days_volume_and_reps_without_history_are_new_hires()
     ]
 
 
+def test_a_mapping_may_say_since_when_the_reps_attributes_hold():
+    users = pd.DataFrame(
+        {
+            "Login": ["ana", "bo"],
+            "Region": ["EU", "US"],
+            "Role Changed": ["15/02/2024", ""],  # bo: not known since when
+        }
+    )
+    mapping = spec(
+        reps={
+            "file": "users",
+            "columns": {"rep_id": "Login", "region": "Region", "attributes_since": "Role Changed"},
+            "date_format": "%d/%m/%Y",
+        }
+    )
+    result = apply_mapping(
+        {"opportunities": opportunities(), "users": users}, ColumnMapping.parse(mapping)
+    )
+    reps = validate_crm(result.data).reps.set_index("rep_id")
+    assert reps.loc["ana", "attributes_since"] == pd.Timestamp("2024-02-15")
+    assert pd.isna(reps.loc["bo", "attributes_since"])
+
+
 def test_reps_without_any_history_need_a_mapped_capacity():
     users = pd.DataFrame({"Login": ["cy"]})
     mapping = spec(reps={"file": "users", "columns": {"rep_id": "Login"}})

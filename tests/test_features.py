@@ -251,7 +251,7 @@ def test_a_reps_share_of_earlier_leads_in_the_leads_industry_and_region_as_of_th
     assert shares[10]["rep_product_share"].to_dict() == {"A": 1.0, "B": 1.0, "C": 0.0}
 
 
-def test_todays_skills_region_team_and_capacity_are_not_features():
+def test_without_attributes_since_todays_skills_region_team_and_capacity_change_no_feature():
     data = crm([("L1", "A", 0, "won", 1, "Retail"), ("L2", "B", 1, "lost", 3, "Software")])
     moved = data.reps.assign(
         team=["t9", "t8", "t7"],
@@ -263,7 +263,70 @@ def test_todays_skills_region_team_and_capacity_are_not_features():
         build_scoring_pairs(d, data.leads, as_of=day(5)) for d in (data, replace(data, reps=moved))
     )
     pd.testing.assert_frame_equal(before, after)
-    assert not {"skill_match_industry", "region_match", "rep_daily_capacity"} & set(before)
+    assert (
+        before[["skill_match_industry", "skill_match_product", "region_match"]].isna().all().all()
+    )
+    assert not {"rep_team", "rep_daily_capacity", "rep_load_per_capacity"} & set(before)
+
+
+NAN = float("nan")
+# A (EU, skills "Retail; software"), B (US, "e-retail"), C (EU, no skills), scored at day 5 for
+# a Retail / basic lead in EU: (reps' attributes_since, expected industry / product / region
+# matches of A, B, C).
+DECLARED_CASES = [
+    ("known long before", [day(-10)] * 3, [1, 0, 0], [0, 0, 0], [1, 0, 1]),
+    ("known from exactly then", [day(5)] * 3, [1, 0, 0], [0, 0, 0], [1, 0, 1]),
+    ("changed after then", [day(6)] * 3, [NAN] * 3, [NAN] * 3, [NAN] * 3),
+    ("empty", [None] * 3, [NAN] * 3, [NAN] * 3, [NAN] * 3),
+    ("one rep each", [day(-10), day(6), None], [1, NAN, NAN], [0, NAN, NAN], [1, NAN, NAN]),
+    ("no column", None, [NAN] * 3, [NAN] * 3, [NAN] * 3),
+]
+
+
+@pytest.mark.parametrize(
+    ("since", "industry", "product", "region"),
+    [case[1:] for case in DECLARED_CASES],
+    ids=[case[0] for case in DECLARED_CASES],
+)
+def test_declared_skill_and_region_matches_are_read_only_from_attributes_since_on(
+    since, industry, product, region
+):
+    base = crm([("L1", "A", 0, "won", 1, "Retail"), ("L2", "B", 1, "lost", 3, "Software")])
+    reps = base.reps if since is None else base.reps.assign(attributes_since=since)
+    data = validate_crm(replace(base, reps=reps))
+    candidates = pd.DataFrame({"lead_id": ["L1"] * 3, "rep_id": ["A", "B", "C"]})
+    pairs = build_scoring_pairs(data, data.leads, as_of=day(5), candidates=candidates)
+    np.testing.assert_array_equal(pairs["skill_match_industry"], industry)
+    np.testing.assert_array_equal(pairs["skill_match_product"], product)
+    np.testing.assert_array_equal(pairs["region_match"], region)
+
+
+def test_training_pairs_read_declared_matches_only_once_they_held():
+    base = crm(
+        [
+            ("L1", "A", 0, "won", 1, "Retail"),
+            ("L2", "A", 4, "lost", 5, "Retail"),
+            ("L3", "A", 9, "lost", 12, "Retail"),
+        ]
+    )
+    # A's skills and region were set on day 4: the pair of day 0 must not read them.
+    data = validate_crm(replace(base, reps=base.reps.assign(attributes_since=day(4))))
+    pairs = build_training_pairs(data, as_of=day(200)).set_index("lead_id")
+    np.testing.assert_array_equal(pairs["skill_match_industry"], [NAN, 1.0, 1.0])
+    np.testing.assert_array_equal(pairs["region_match"], [NAN, 1.0, 1.0])
+    _, numeric = feature_columns(pairs)
+    assert {"skill_match_industry", "skill_match_product", "region_match"} <= set(numeric)
+    _, lead_only = feature_columns(pairs, rep_information=False)
+    assert "region_match" not in lead_only
+
+
+def test_a_declared_skill_matches_whole_tags_in_any_case_and_width():
+    base = crm([("L1", "A", 0, "won", 1, "Retail")])
+    reps = base.reps.assign(skills=["ＲＥＴＡＩＬ；Pro", "retailers", "software"])
+    data = validate_crm(replace(base, reps=reps.assign(attributes_since=day(-1))))
+    candidates = pd.DataFrame({"lead_id": ["L1"] * 3, "rep_id": ["A", "B", "C"]})
+    pairs = build_scoring_pairs(data, data.leads, as_of=day(2), candidates=candidates)
+    assert pairs["skill_match_industry"].tolist() == [1.0, 0.0, 0.0]
 
 
 # --- the frames ------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Two proofs: a naive row-by-row reference implementation (the definitions, writte
 possible) that the fast one must match, and hypothesis properties: rewriting every outcome that
 happens at or after t, and deleting every assignment made at or after t, changes no feature at t;
 nor does rewriting what today's export says about the reps (team, region, skills, capacity,
-status) and about the leads created after t.
+status; a rep whose skills or region change after t has its ``attributes_since`` moved to the
+change) and about the leads created after t.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scipy.special import expit, logit
 from features.config import FeatureConfig
 from features.pairs import build_scoring_pairs, build_training_pairs
 from features.schemas import CrmData
+from features.tags import tag, tag_set
 
 T0 = pd.Timestamp("2024-01-01")
 CONFIG = FeatureConfig(
@@ -47,6 +49,9 @@ def random_crm(seed: int, n_assignments: int = 60) -> CrmData:
             "skills": ["Retail;Pro", "retail", None, "Software"],
             "daily_capacity": pd.array([3, 1, 0, 2], dtype="Int64"),
             "active": [True, True, True, False],
+            # Known since before the history, since within it, unknown, since within it.
+            "attributes_since": [T0 - pd.Timedelta(days=5), T0 + pd.Timedelta(days=30), pd.NaT]
+            + [T0 + pd.Timedelta(days=60)],
         }
     )
     n_leads = n_assignments - 10
@@ -173,6 +178,14 @@ def naive_features(data: CrmData, pairs: pd.DataFrame, config: FeatureConfig) ->
             value = getattr(lead, column)
             same = [h for h in given if _same(getattr(leads[h.lead_id], column), value)]
             row[f"rep_{column}_share"] = len(same) / max(len(given), 1)
+        # Today's skills and region, only where the export says they already held at t.
+        held = pd.notna(rep.attributes_since) and rep.attributes_since <= t
+        for column in config.skill_columns:
+            value = tag(getattr(lead, column))
+            hit = value is not None and value in tag_set(rep.skills)
+            row[f"skill_match_{column}"] = float(hit) if held else np.nan
+        same_region = tag(lead.region) is not None and tag(lead.region) == tag(rep.region)
+        row["region_match"] = float(same_region) if held else np.nan
         rows.append(row)
     return pd.DataFrame(rows, index=pairs.index)
 
@@ -252,15 +265,21 @@ def test_rewriting_or_deleting_the_future_changes_no_feature_at_t(seed, t_days, 
 
 
 def rewrite_the_present(data: CrmData, t: pd.Timestamp, seed: int) -> CrmData:
-    """What today's export may say that was not so at t: every rep's team, region, skills,
-    capacity, name and status rewritten at random, a rep hired after t, and every lead created
-    at or after t rewritten (its columns, its account), plus new leads after t."""
+    """What today's export may say that was not so at t: every rep's team, capacity, name and
+    status rewritten at random; some reps' region and skills rewritten at a moment after t, with
+    ``attributes_since`` moved to that moment (or emptied); a rep hired after t; and every lead
+    created at or after t rewritten (its columns, its account), plus new leads after t."""
     rng = np.random.default_rng(seed)
     reps = data.reps.copy()
     n = len(reps)
     reps["team"] = rng.choice(["t1", "t2", "t3", None], n)
-    reps["region"] = rng.choice(["EU", "US", None], n)
-    reps["skills"] = rng.choice(["Retail", "software;pro", "Basic", None], n)
+    moved = rng.random(n) < 0.7
+    k = int(moved.sum())
+    reps.loc[moved, "region"] = rng.choice(["EU", "US", None], k)
+    reps.loc[moved, "skills"] = rng.choice(["Retail", "software;pro", "Basic", None], k)
+    since = pd.Series(t + pd.to_timedelta(rng.uniform(1e-3, 10, k), unit="D"))
+    reps["attributes_since"] = reps["attributes_since"].astype("datetime64[ns]")
+    reps.loc[moved, "attributes_since"] = since.where(rng.random(k) < 0.8).to_numpy()
     reps["daily_capacity"] = pd.array(rng.integers(0, 9, n), dtype="Int64")
     reps["active"] = rng.random(n) < 0.5
     reps["name"] = [f"renamed {i}" for i in range(n)]
@@ -275,6 +294,7 @@ def rewrite_the_present(data: CrmData, t: pd.Timestamp, seed: int) -> CrmData:
             "skills": ["Retail"],
             "daily_capacity": pd.array([4], dtype="Int64"),
             "active": [True],
+            "attributes_since": [hired],
         }
     )
     leads = data.leads.copy()
@@ -300,6 +320,23 @@ def rewrite_the_present(data: CrmData, t: pd.Timestamp, seed: int) -> CrmData:
     )
 
 
+DECLARED = ["skill_match_industry", "skill_match_product", "region_match"]
+
+
+def only_the_dates_moved(data: CrmData, changed: CrmData) -> CrmData:
+    """``data`` with the reps' ``attributes_since`` of ``changed`` but their old values."""
+    since = changed.reps.set_index("rep_id")["attributes_since"].reindex(data.reps["rep_id"])
+    return replace(data, reps=data.reps.assign(attributes_since=since.to_numpy()))
+
+
+def assert_same_or_forgotten(before: pd.DataFrame, after: pd.DataFrame) -> None:
+    """Every feature equal, except declared matches that may only have become unknown: a new
+    export that moves ``attributes_since`` forgets what held before, it never says otherwise."""
+    pd.testing.assert_frame_equal(before.drop(columns=DECLARED), after.drop(columns=DECLARED))
+    told = after[DECLARED].notna()
+    pd.testing.assert_frame_equal(before[DECLARED].where(told), after[DECLARED])
+
+
 @pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(
@@ -310,9 +347,12 @@ def rewrite_the_present(data: CrmData, t: pd.Timestamp, seed: int) -> CrmData:
 def test_rewriting_the_reps_and_leads_after_t_changes_no_feature_before_t(
     seed, t_days, mutation_seed
 ):
-    data = random_crm(seed, n_assignments=30)
+    original = random_crm(seed, n_assignments=30)
     t = (T0 + pd.Timedelta(days=t_days)).round("s")
-    changed = rewrite_the_present(data, t, mutation_seed)
+    changed = rewrite_the_present(original, t, mutation_seed)
+    # The same export before the rewrite, had it already said since when the attributes hold:
+    # then nothing at or before t may differ at all.
+    data = only_the_dates_moved(original, changed)
 
     # Scoring at t: the leads known at t, with every rep known at t.
     known = data.leads.loc[data.leads["created_at"] < t].head(6)
@@ -326,14 +366,16 @@ def test_rewriting_the_reps_and_leads_after_t_changes_no_feature_before_t(
     if len(candidates):
         scoring = [
             build_scoring_pairs(d, known, as_of=t, config=CONFIG, candidates=candidates)
-            for d in (data, changed)
+            for d in (original, data, changed)
         ]
-        pd.testing.assert_frame_equal(scoring[0], scoring[1])
+        pd.testing.assert_frame_equal(scoring[1], scoring[2])
+        assert_same_or_forgotten(scoring[0], scoring[2])
 
     # Training rows made before t keep their features (and their labels).
     far = T0 + pd.Timedelta(days=400)
-    before, after = (build_training_pairs(d, as_of=far, config=CONFIG) for d in (data, changed))
-    pd.testing.assert_frame_equal(
-        before.loc[before["at"] < t].reset_index(drop=True),
-        after.loc[after["at"] < t].reset_index(drop=True),
+    before, moved, after = (
+        build_training_pairs(d, as_of=far, config=CONFIG).pipe(lambda p: p.loc[p["at"] < t])
+        for d in (original, data, changed)
     )
+    pd.testing.assert_frame_equal(moved.reset_index(drop=True), after.reset_index(drop=True))
+    assert_same_or_forgotten(before.reset_index(drop=True), after.reset_index(drop=True))

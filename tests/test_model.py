@@ -10,6 +10,7 @@ from sklearn.base import clone
 
 from features.config import FeatureConfig
 from features.pairs import build_scoring_pairs, build_training_pairs
+from models.baselines import LogisticPairModel
 from models.config import ModelConfig
 from models.encoding import UNKNOWN_CODE, CategoryCodes
 from models.evaluation import (
@@ -199,6 +200,29 @@ def test_resampling_whole_clusters_widens_the_interval_of_repeated_pairs():
     clustered = rep_signal_test(y[repeat], p[repeat], q[repeat], repeat, n_bootstrap=300)
     width = lambda s: s.interval[1] - s.interval[0]  # noqa: E731
     assert width(clustered) > 2 * width(pooled)
+
+
+# --- declared matches that are not known for every pair ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model", [PairModel(FAST), LogisticPairModel(FAST)], ids=["pair", "logistic"]
+)
+def test_models_learn_from_declared_matches_known_for_some_pairs_only(model):
+    # The reps' attributes are known from the middle of the history on (attributes_since), and
+    # the product skill for no pair at all (an export without the column): missing, not 0.
+    pairs = _pairs(800)
+    known = np.arange(len(pairs)) >= len(pairs) // 2
+    match = np.where(known, (pairs["region"] == "a").astype(float), np.nan)
+    pairs = pairs.assign(region_match=match, skill_match_product=np.nan)
+    # Wins follow the match where it is known, so a model that drops it does worse.
+    won = np.where(known, match, pairs["won"].astype(float))
+    pairs["won"] = pd.array(won.astype(int), dtype="Int8")
+    fitted = clone(model).fit(pairs)
+    assert {"region_match", "skill_match_product"} <= set(fitted.numeric_features_)
+    p = fitted.predict_proba(pairs)[:, 1]
+    assert np.isfinite(p).all()
+    assert p[known & (match == 1)].mean() > p[known & (match == 0)].mean() + 0.3
 
 
 # --- bad input -------------------------------------------------------------------------------

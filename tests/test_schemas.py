@@ -44,6 +44,7 @@ UNIQUE = "a unique value (this one appears more than once)"
 BAD_CELLS = [
     ("reps", 1, "rep_id", "R1", "rep_id", UNIQUE),
     ("reps", 0, "hire_date", "someday", "hire_date", DATE),
+    ("reps", 1, "attributes_since", "last spring", "attributes_since", DATE),
     ("reps", 2, "daily_capacity", "-2", "daily_capacity", "a number >= 0"),
     ("reps", 2, "daily_capacity", "three", "daily_capacity", "a whole number"),
     ("reps", 2, "daily_capacity", "2.5", "daily_capacity", "a whole number"),

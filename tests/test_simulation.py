@@ -124,6 +124,7 @@ EXPECTED_DTYPES = {
         "daily_capacity": "Int64",
         "max_open_leads": "Int64",
         "active": "bool",
+        "attributes_since": "datetime64[ns]",
     },
     "availability": {
         "rep_id": "str",
