@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from pipelines import checks, runtime
+from pipelines.console import (
+    console,
+    err_console,
+    print_backtest_table,
+    print_label,
+    print_mapping,
+    print_problems,
+)
+from pipelines.demo import demo_next_steps, demo_verdict, write_demo_crm
 from pipelines.errors import UserFacingError
 
 app = typer.Typer(
@@ -34,8 +38,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 _options = {"verbose": False}
@@ -72,7 +74,7 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             err_console.print(f"[bold red]error:[/] {escape(str(err))}")
             problems = getattr(err, "problems", None)
             if problems is not None and len(problems):
-                _print_problems(problems)
+                print_problems(problems)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper
@@ -99,31 +101,6 @@ def _flows(what: str, module: str) -> Iterator[runtime.Progress]:
     progress = runtime.Progress(err_console, what)
     with runtime.flow_session(progress, _options["verbose"], preload=(module,)):
         yield progress
-
-
-def _print_problems(problems: Any, limit: int = 100) -> None:
-    n = len(problems)
-    table = Table(title=f"{n} problem{'s' if n != 1 else ''} found", title_justify="left")
-    for column in problems.columns:
-        table.add_column(str(column), overflow="fold")
-    for row in problems.head(limit).itertuples(index=False):
-        # Cells are data, not markup: a value such as "[red]" is shown as written.
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    err_console.print(table)
-    if n > limit:
-        err_console.print(f"... and {n - limit} more")
-    err_console.print("Fix these rows in the files named above and run the command again.")
-
-
-def _print_mapping(title: str, values: dict[str, object]) -> None:
-    table = Table(title=title, title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for key, value in values.items():
-        if isinstance(value, float):
-            value = f"{value:.3f}"
-        table.add_row(key, "-" if value is None else str(value))
-    console.print(table)
 
 
 MappingOption = Annotated[
@@ -164,7 +141,7 @@ def validate(
     loaded = load_data_folder(
         path, mapping, timezone=settings.timezone, allow_personal=settings.privacy.allow_columns
     )
-    _print_mapping(f"{path}", describe_crm(loaded.data))
+    print_mapping(f"{path}", describe_crm(loaded.data))
     if loaded.personal:
         console.print(
             "[bold]Dropped as personal data[/] (never features, never stored; keep one with "
@@ -199,14 +176,6 @@ def validate(
     console.print(f"[bold green]OK[/]: the data meets the contract and is usable{use}.")
 
 
-def print_label(lines: list[str]) -> None:
-    """The training target (first line) and how the history's outcomes fall under it."""
-    if lines:
-        console.print(f"[bold]{escape(lines[0][0].upper() + lines[0][1:])}[/]")
-        for line in lines[1:]:
-            console.print(f"  - {escape(line)}")
-
-
 @app.command()
 @_friendly
 def simulate(
@@ -230,7 +199,7 @@ def simulate(
         world = run_simulation(scenario, seed=seed)
         written = write_data_folder(world.data, out)
     elapsed = time.perf_counter() - started
-    _print_mapping(f"simulated {scenario!r} world, seed {seed}", describe_crm(world.data))
+    print_mapping(f"simulated {scenario!r} world, seed {seed}", describe_crm(world.data))
     size = sum(p.stat().st_size for p in written.values())
     console.print(f"wrote {len(written)} files ({size / 1e6:.1f} MB) to {out} in {elapsed:.1f} s")
 
@@ -352,7 +321,7 @@ def recommend(
         from pipelines.recommend import recommend_flow
 
         summary = recommend_flow(data, run_date, out, settings, lang, mapping)
-    _print_mapping(
+    print_mapping(
         f"recommendations for {summary.run_date}",
         {
             "leads placed": summary.placed,
@@ -403,7 +372,7 @@ def score(
         from pipelines.score import score_flow
 
         summary = score_flow(data, run_date, out, settings, lang, mapping)
-    _print_mapping(
+    print_mapping(
         f"lead scores for {summary.run_date}",
         {
             "open leads scored": summary.scored,
@@ -455,8 +424,10 @@ def schedule(
         check_cron,
         check_server,
         local_server,
+        profile_api_url,
         run_parameters,
         scheduled_config,
+        serve,
     )
 
     checks.language(lang)
@@ -470,74 +441,17 @@ def schedule(
     settings = scheduled_config(settings, timezone=timezone, out=out)
     check_cron(cron)
     parameters = run_parameters(data, settings, lang, mapping)
-    api_url = os.environ.get("PREFECT_API_URL") or _profile_api_url()
+    api_url = os.environ.get("PREFECT_API_URL") or profile_api_url()
     if api_url:
         check_server(api_url)
         console.print(f"using the Prefect server at {api_url}")
-        _serve(api_url, name, cron, settings.timezone, parameters)
+        serve(api_url, name, cron, settings.timezone, parameters)
         return
     home = settings.tracking.root / "prefect"
     console.print(f"starting a Prefect server (database {home / 'prefect.db'})...")
     with local_server(home) as server:
         console.print(f"Prefect server up: UI at {server.ui_url}, log {server.log}")
-        _serve(server.api_url, name, cron, settings.timezone, parameters)
-
-
-def _profile_api_url() -> str | None:
-    """PREFECT_API_URL from the active Prefect profile (``prefect config set``), if any."""
-    from prefect.settings import PREFECT_API_URL
-
-    return PREFECT_API_URL.value() or None
-
-
-def _serve(
-    api_url: str, name: str, cron: str, timezone: str, parameters: dict[str, object]
-) -> None:
-    """Serve the nightly flow until stopped, one run at a time, through the server at
-    ``api_url``."""
-    from prefect.deployments.runner import EntrypointType
-    from prefect.schedules import Cron
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from pipelines.scheduled_run import nightly_flow
-
-    console.print(
-        f"serving 'nightly/{name}' on '{cron}' ({timezone}): each run writes "
-        f"{parameters['out']}/<date>/; Ctrl+C to stop"
-    )
-    # Prefect read its settings when first imported; the runs it starts inherit these too.
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        try:
-            # One run at a time: a run due while the previous one still works waits for it
-            # rather than computing the same plan side by side.
-            nightly_flow.serve(
-                name=name,
-                schedules=[Cron(cron, timezone=timezone)],
-                parameters=parameters,
-                entrypoint_type=EntrypointType.MODULE_PATH,
-                print_starting_message=False,
-                limit=1,
-            )
-        finally:
-            _finish_running_runs()
-
-
-def _finish_running_runs() -> None:
-    """Let a run in progress finish while the server can still record it (Prefect stops
-    serving on Ctrl+C or SIGTERM but leaves its runs going); a second signal stops them."""
-    import multiprocessing
-
-    running = multiprocessing.active_children()
-    if not running:
-        return
-    console.print(f"waiting for {len(running)} run(s) in progress (Ctrl+C again stops them)...")
-    try:
-        for process in running:
-            process.join()
-    except (KeyboardInterrupt, SystemExit):
-        for process in running:
-            process.kill()
-        raise
+        serve(server.api_url, name, cron, settings.timezone, parameters)
 
 
 @app.command()
@@ -583,67 +497,12 @@ def backtest(
             out=out,
             config=settings,
         )
-    _print_backtest_table(summary.table)
+    print_backtest_table(summary.table)
     for line in summary.messages:
         console.print(f"- {line}", markup=False)
     if summary.out is not None:
         console.print(f"wrote {summary.out}")
     console.print(f"took {summary.seconds:.0f} s")
-
-
-BACKTEST_COLUMNS = {
-    "expected_wins": ("expected wins", "{:.1f}"),
-    "lift_vs_round_robin": ("lift over round robin", "{:+.1%}"),
-    "oracle_lift_captured": ("share of the oracle's lift", "{:.0%}"),
-    "price_of_fairness": ("price of fairness", "{:.2f}"),
-    "hard_violations": ("hard limits broken", "{:.0f}"),
-    "soft_violations": ("soft limits missed", "{:.0f}"),
-    "unreachable_violations": ("soft limits out of reach", "{:.0f}"),
-    "max_value_share_deviation": ("largest share deviation", "{:.1%}"),
-}
-"""Headers (in words that wrap) and formats of the backtest table's columns."""
-
-
-def _print_backtest_table(frame: Any) -> None:
-    """The backtest table, readable in 100 columns: names whole, numbers formatted, headers
-    wrapped; on a narrower screen one block per row instead."""
-
-    def cell(value: object, spec: str | None) -> str:
-        if isinstance(value, float) and math.isnan(value):
-            return "-"
-        if spec is not None and isinstance(value, int | float):
-            return spec.format(value)
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    columns = [str(c) for c in frame.columns]
-    headers = [BACKTEST_COLUMNS.get(c, (c.replace("_", " "), None)) for c in columns]
-    rows = [
-        [cell(v, spec) for v, (_, spec) in zip(row, headers, strict=True)]
-        for row in frame.itertuples(index=False)
-    ]
-    table = Table(
-        title="backtest",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for i, (header, _) in enumerate(headers):
-        widest = max([len(word) for word in header.split()] + [len(r[i]) for r in rows])
-        table.add_column(header, justify="left" if i == 0 else "right", width=widest)
-    for row in rows:
-        table.add_row(*(Text(value) for value in row))
-    wide = Console(file=io.StringIO(), width=10_000)
-    wide.print(table)
-    if max(len(line.rstrip()) for line in wide.file.getvalue().splitlines()) <= console.width:
-        console.print(table)
-        return
-    console.print("backtest")
-    for row in rows:
-        console.print(row[0], markup=False, highlight=False)
-        for (header, _), value in zip(headers[1:], row[1:], strict=True):
-            console.print(f"  {header}: {value}", markup=False, highlight=False)
 
 
 @app.command()
@@ -675,123 +534,3 @@ def demo(
     console.print("\n[bold]Next[/] (type these in this folder):")
     for command, what in demo_next_steps(data_dir, out, run_date):
         console.print(f"  [bold]{command}[/]\n      {what}")
-
-
-def write_demo_crm(folder: Path, seed: int) -> str:
-    """Write the `demo` world's history plus one more day of new leads that no rep has been
-    given yet (the day the team starts with leadmatch) to ``folder``; return the date of the
-    morning after that day, YYYY-MM-DD."""
-    import dataclasses
-
-    import pandas as pd
-
-    from features.describe import describe_crm
-    from pipelines.io import write_data_folder
-    from simulation import simulate as run_simulation
-
-    with console.status(f"simulating the 'demo' world (seed {seed})..."):
-        world = run_simulation("demo", seed=seed)
-        new_day = world.as_of.normalize()
-        fresh = world.new_leads(new_day.date())
-        data = dataclasses.replace(
-            world.data, leads=pd.concat([world.data.leads, fresh], ignore_index=True)
-        )
-        write_data_folder(data, folder)
-    _print_mapping(f"simulated 'demo' world, seed {seed}", describe_crm(data))
-    console.print(
-        f"wrote {folder}: the history until {new_day - pd.Timedelta(days=1):%Y-%m-%d}, then "
-        f"{len(fresh)} new leads created on {new_day:%Y-%m-%d} that no rep has been given yet"
-    )
-    return f"{new_day + pd.Timedelta(days=1):%Y-%m-%d}"
-
-
-def demo_verdict(trained: Any, recommended: Any) -> list[str]:
-    """What the demo's run showed, in words: the rep signal, the model against its baselines,
-    the plan against round-robin (``trained``: a TrainSummary, ``recommended``: a
-    RecommendSummary)."""
-    from models.training import PAIR
-
-    losses = {name: m["log_loss"] for name, m in trained.metrics.items()}
-    others = ", ".join(f"{name} {loss:.4f}" for name, loss in losses.items() if name != PAIR)
-    beats = all(losses[PAIR] < loss for name, loss in losses.items() if name != PAIR)
-    lines = [
-        f"The pair model's held-out log loss is {losses[PAIR]:.4f} "
-        f"({'lower than' if beats else 'not lower than every one of'} its baselines: {others})."
-    ]
-    gain = recommended.expected_wins - recommended.expected_wins_round_robin
-    if recommended.rep_signal_used:
-        lines.append(
-            "Who works a lead matters in this history, and the rep-signal test found it "
-            f"({trained.rep_signal}), so each lead went to a rep likely to win it, within "
-            "capacity and fairness."
-        )
-    else:
-        lines.append(
-            "The rep-signal test found no reliable difference between reps "
-            f"({trained.rep_signal}), so the plan only balances value and load."
-        )
-    lines.append(
-        f"Expected wins of the plan: {recommended.expected_wins:.1f}, against "
-        f"{recommended.expected_wins_round_robin:.1f} with round-robin ({gain:+.1f})."
-    )
-    return lines
-
-
-def demo_next_steps(data_dir: Path, out: Path, day: str) -> list[tuple[str, str]]:
-    """(command, what it does) pairs that work as typed in the current folder."""
-    from pipelines.tracking import UI_TRAINING_VIEW
-
-    cli = _wrapper_command()
-    return [
-        (
-            f"open {out / 'recommendations' / day / 'report.html'}",
-            "the one-page report (assignments.csv and rep_summary.csv beside it)",
-        ),
-        (
-            f"{cli} recommend --data {data_dir} --date {day} --lang zh --out {out / 'zh'}",
-            "the same plan with Chinese headers and reasons",
-        ),
-        (
-            _mlflow_ui_command(),
-            "the training and recommend runs in MLflow: open "
-            f"http://127.0.0.1:5000/{UI_TRAINING_VIEW}",
-        ),
-        (f"{cli} --help", "every command; the README walks through them"),
-    ]
-
-
-def _from_here(path: Path) -> str:
-    """``path`` relative to the current folder, as the user would type it."""
-    import os
-
-    return os.path.relpath(path)
-
-
-def _wrapper_command() -> str:
-    """How to call leadmatch from the current folder: the checkout's ./leadmatch wrapper (it
-    finds uv even when make installed it out of PATH's reach), or the installed command."""
-    import os
-
-    from pipelines.tracking import project_folder
-
-    wrapper = project_folder() / "leadmatch"
-    if not wrapper.is_file():
-        return "leadmatch"
-    relative = _from_here(wrapper)
-    # A shell runs a program of the current folder only with a path: ./leadmatch.
-    return relative if os.sep in relative else f"./{relative}"
-
-
-def _mlflow_ui_command() -> str:
-    """`make mlflow-ui` in the checkout; from an installed package, the environment's mlflow."""
-    import sys
-
-    from pipelines.config import LeadmatchConfig
-    from pipelines.tracking import project_folder, tracking_uri
-
-    root = project_folder()
-    if (root / "Makefile").is_file():
-        here = root == Path.cwd().resolve()
-        return "make mlflow-ui" if here else f"make -C {_from_here(root)} mlflow-ui"
-    mlflow = Path(sys.executable).parent / "mlflow"
-    return f"{mlflow} ui --backend-store-uri {tracking_uri(LeadmatchConfig().tracking)}"

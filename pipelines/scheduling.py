@@ -26,6 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pipelines.config import LeadmatchConfig
+from pipelines.console import console
 from pipelines.errors import UserFacingError
 from pipelines.tracking import store_folder
 
@@ -310,3 +311,58 @@ def _last_line(log: Path) -> str:
     except OSError:
         return "no log"
     return lines[-1][:300] if lines else "the log is empty"
+
+
+def profile_api_url() -> str | None:
+    """PREFECT_API_URL from the active Prefect profile (``prefect config set``), if any."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def serve(api_url: str, name: str, cron: str, timezone: str, parameters: dict[str, object]) -> None:
+    """Serve the nightly flow until stopped, one run at a time, through the server at
+    ``api_url``."""
+    from prefect.deployments.runner import EntrypointType
+    from prefect.schedules import Cron
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from pipelines.scheduled_run import nightly_flow
+
+    console.print(
+        f"serving 'nightly/{name}' on '{cron}' ({timezone}): each run writes "
+        f"{parameters['out']}/<date>/; Ctrl+C to stop"
+    )
+    # Prefect read its settings when first imported; the runs it starts inherit these too.
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        try:
+            # One run at a time: a run due while the previous one still works waits for it
+            # rather than computing the same plan side by side.
+            nightly_flow.serve(
+                name=name,
+                schedules=[Cron(cron, timezone=timezone)],
+                parameters=parameters,
+                entrypoint_type=EntrypointType.MODULE_PATH,
+                print_starting_message=False,
+                limit=1,
+            )
+        finally:
+            _finish_running_runs()
+
+
+def _finish_running_runs() -> None:
+    """Let a run in progress finish while the server can still record it (Prefect stops
+    serving on Ctrl+C or SIGTERM but leaves its runs going); a second signal stops them."""
+    import multiprocessing
+
+    running = multiprocessing.active_children()
+    if not running:
+        return
+    console.print(f"waiting for {len(running)} run(s) in progress (Ctrl+C again stops them)...")
+    try:
+        for process in running:
+            process.join()
+    except (KeyboardInterrupt, SystemExit):
+        for process in running:
+            process.kill()
+        raise

@@ -438,15 +438,15 @@ def test_the_backtest_table_is_readable_in_100_columns(monkeypatch):
 
     from evaluation.policies import POLICIES
     from evaluation.policy_table import PRINTED_COLUMNS
-    from pipelines import cli
+    from pipelines import console as printing
 
     rows = [
         [name, 38.47 + i, -0.02894 * i, 0.5 * i, float("nan") if i % 2 else 0.3121, 0, 16, 1, 0.205]
         for i, name in enumerate(POLICIES)
     ]
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, width=100))
-    cli._print_backtest_table(pd.DataFrame(rows, columns=PRINTED_COLUMNS))
+    monkeypatch.setattr(printing, "console", Console(file=out, width=100))
+    printing.print_backtest_table(pd.DataFrame(rows, columns=PRINTED_COLUMNS))
     text = out.getvalue()
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 100
@@ -463,15 +463,15 @@ def test_a_narrow_screen_gets_one_block_per_policy(monkeypatch):
     import pandas as pd
     from rich.console import Console
 
-    from pipelines import cli
+    from pipelines import console as printing
 
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, width=50))
+    monkeypatch.setattr(printing, "console", Console(file=out, width=50))
     frame = pd.DataFrame(
         [["leadmatch_no_fairness", 37.7, -0.019, -0.047, 0.31, 0, 21, 1, 0.2625]],
-        columns=["policy", *cli.BACKTEST_COLUMNS],
+        columns=["policy", *printing.BACKTEST_COLUMNS],
     )
-    cli._print_backtest_table(frame)
+    printing.print_backtest_table(frame)
     assert out.getvalue().splitlines()[1:4] == [
         "leadmatch_no_fairness",
         "  expected wins: 37.7",

@@ -103,7 +103,7 @@ def test_wrapper_sets_up_the_checkout_on_first_use(tmp_path):
     [(ROOT, "./leadmatch"), (ROOT / "data", "../leadmatch")],
 )
 def test_demo_next_steps_are_commands_that_exist_from_where_the_user_is(monkeypatch, cwd, expected):
-    from pipelines.cli import demo_next_steps
+    from pipelines.demo import demo_next_steps
 
     monkeypatch.chdir(cwd)
     next_steps = demo_next_steps(Path("d/crm"), Path("d"), "2025-09-03")
@@ -117,7 +117,7 @@ def test_demo_next_steps_are_commands_that_exist_from_where_the_user_is(monkeypa
 def test_the_mlflow_ui_is_opened_on_its_training_runs(monkeypatch):
     """MLflow 3.17's UI shows GenAI pages unless the address asks for model training: the
     demo's hint and `make mlflow-ui` give that address."""
-    from pipelines.cli import demo_next_steps
+    from pipelines.demo import demo_next_steps
     from pipelines.tracking import UI_TRAINING_VIEW
 
     monkeypatch.chdir(ROOT)
@@ -133,7 +133,7 @@ def test_the_mlflow_ui_is_opened_on_its_training_runs(monkeypatch):
 def test_the_demo_data_ends_with_a_day_of_leads_no_rep_has_yet(tmp_path):
     import pandas as pd
 
-    from pipelines.cli import write_demo_crm
+    from pipelines.demo import write_demo_crm
 
     run_date = write_demo_crm(tmp_path / "crm", seed=0)
     leads = pd.read_csv(tmp_path / "crm" / "leads.csv", parse_dates=["created_at"])
