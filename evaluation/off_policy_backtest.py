@@ -27,7 +27,7 @@ from evaluation.off_policy.runner import evaluate_policy
 from features.config import FeatureConfig
 from features.daily import rep_day
 from features.pairs import build_pairs_at, build_training_pairs
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from matching import match
 from matching.config import MatchingConfig
 from matching.day import lead_values
@@ -95,10 +95,12 @@ def off_policy_backtest(
         candidates = estimate_propensities(decisions, candidates, config=off_policy)
     folds = cross_fit_folds(decisions, n_folds, seed)
     pairs = build_training_pairs(data, config=features)
-    pair_features = build_pairs_at(data, candidates[["lead_id", "rep_id", "at"]], config=features)
-    candidate_fold = candidates["lead_id"].map(folds).to_numpy()
-    pair_fold = pairs["lead_id"].map(folds).to_numpy()
-    decision_fold = decisions["lead_id"].map(folds).to_numpy()
+    pair_features = build_pairs_at(
+        data, candidates[[Leads.lead_id, Reps.rep_id, "at"]], config=features
+    )
+    candidate_fold = candidates[Leads.lead_id].map(folds).to_numpy()
+    pair_fold = pairs[Leads.lead_id].map(folds).to_numpy()
+    decision_fold = decisions[Leads.lead_id].map(folds).to_numpy()
     q = np.empty(len(candidates))
     target_matching = matching.model_copy(update={"price_of_fairness": False})
     targets, verdicts, fallback = [], [], 0
@@ -115,18 +117,18 @@ def off_policy_backtest(
         target, held = leadmatch_target(
             data,
             decisions.loc[decision_fold == k],
-            candidates.loc[rows, ["lead_id", "rep_id"]].assign(p_win=q[rows]),
+            candidates.loc[rows, [Leads.lead_id, Reps.rep_id]].assign(p_win=q[rows]),
             target_matching,
             rep_signal=trained.rep_signal.has_signal,
             share=_fold_shares(decisions, decision_fold == k),
             window_days=window_days,
         )
         targets.append(target)
-        fallback += int(decisions.loc[decisions["mature"], "lead_id"].isin(held).sum())
+        fallback += int(decisions.loc[decisions["mature"], Leads.lead_id].isin(held).sum())
         if progress is not None:
             progress(f"fold {k + 1} of {n_folds}: {trained.rep_signal.verdict}")
     value = lead_values(
-        data.leads.set_index("lead_id").loc[candidates["lead_id"]], matching.objective
+        data.leads.set_index(Leads.lead_id).loc[candidates[Leads.lead_id]], matching.objective
     )
     result = evaluate_policy(
         decisions.loc[decisions["mature"]],
@@ -163,12 +165,12 @@ def leadmatch_target(
     A lead the day's capacity could not take goes to its best candidate. Returns (target frame
     lead_id, rep_id, prob = 1.0; the lead_ids of such leads).
     """
-    leads = data.leads.set_index("lead_id", drop=False)
+    leads = data.leads.set_index(Leads.lead_id, drop=False)
     daily_capacity = data.reps["daily_capacity"].fillna(0).to_numpy(dtype=float)
     best_rep = (
         candidates.sort_values("p_win", ascending=False, kind="stable")
-        .drop_duplicates("lead_id")
-        .set_index("lead_id")["rep_id"]
+        .drop_duplicates(Leads.lead_id)
+        .set_index(Leads.lead_id)[Reps.rep_id]
     )
     window = RollingWindow.empty(window_days)
     chosen: list[pd.DataFrame] = []
@@ -186,8 +188,8 @@ def leadmatch_target(
             open_load=0,
             max_open_leads=pd.NA,
         )
-        lead_ids = group["lead_id"].to_numpy(dtype=object)
-        day_candidates = candidates.loc[candidates["lead_id"].isin(lead_ids)]
+        lead_ids = group[Leads.lead_id].to_numpy(dtype=object)
+        day_candidates = candidates.loc[candidates[Leads.lead_id].isin(lead_ids)]
         result = match(
             day_candidates,
             leads.loc[lead_ids].reset_index(drop=True),
@@ -196,10 +198,10 @@ def leadmatch_target(
             history=window.history(day),
             rep_signal=rep_signal,
         )
-        picks = result.assignments[["lead_id", "rep_id"]].copy()
-        missing = picks["rep_id"].isna().to_numpy()
-        held += picks.loc[missing, "lead_id"].tolist()
-        picks.loc[missing, "rep_id"] = picks.loc[missing, "lead_id"].map(best_rep)
+        picks = result.assignments[[Leads.lead_id, Reps.rep_id]].copy()
+        missing = picks[Reps.rep_id].isna().to_numpy()
+        held += picks.loc[missing, Leads.lead_id].tolist()
+        picks.loc[missing, Reps.rep_id] = picks.loc[missing, Leads.lead_id].map(best_rep)
         chosen.append(picks)
         window = window.add_run(day, result.rep_summary)
     target = pd.concat(chosen, ignore_index=True).assign(prob=1.0)

@@ -11,6 +11,7 @@ import pandas as pd
 from evaluation.policies import BAND_PREFIX, BASE, ORACLE_NO_FAIRNESS, POLICIES
 from evaluation.replay import Replay
 from evaluation.schemas import PolicyTable
+from features.schemas import Leads, Reps
 from matching.fairness import gini
 
 TABLE_COLUMNS = list(PolicyTable.to_schema().columns)
@@ -32,12 +33,12 @@ PRINTED_COLUMNS = [
 def rep_shares(result: Replay) -> pd.DataFrame:
     """Per policy and rep over the whole replay: capacity_share (the fair share), value_share
     (share of the yardstick worth received), top_tier (tier-A leads received), leads."""
-    capacity = result.capacity.groupby("rep_id")["capacity"].sum()
+    capacity = result.capacity.groupby(Reps.rep_id)["capacity"].sum()
     frames = []
     for name in result.held:
         placed = result.placements.loc[result.placements["policy"] == name]
-        by_rep = placed.groupby("rep_id").agg(
-            worth=("worth", "sum"), top_tier=("top_tier", "sum"), leads=("lead_id", "size")
+        by_rep = placed.groupby(Reps.rep_id).agg(
+            worth=("worth", "sum"), top_tier=("top_tier", "sum"), leads=(Leads.lead_id, "size")
         )
         by_rep = by_rep.reindex(capacity.index, fill_value=0)
         total = by_rep["worth"].sum()
@@ -45,7 +46,7 @@ def rep_shares(result: Replay) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "policy": name,
-                    "rep_id": capacity.index,
+                    Reps.rep_id: capacity.index,
                     "capacity_share": (capacity / capacity.sum()).to_numpy(),
                     "value_share": (by_rep["worth"] / max(total, 1e-12)).to_numpy(),
                     "top_tier": by_rep["top_tier"].to_numpy(dtype=int),
@@ -72,7 +73,7 @@ def policy_figures(result: Replay) -> pd.DataFrame:
     per unit of capacity across reps). Then placed and held_at_end.
     """
     runs = result.runs.groupby("policy")
-    capacity = result.capacity.groupby("rep_id")["capacity"].sum()
+    capacity = result.capacity.groupby(Reps.rep_id)["capacity"].sum()
     shares = rep_shares(result)
     rows = {}
     for name in result.held:
@@ -80,9 +81,9 @@ def policy_figures(result: Replay) -> pd.DataFrame:
         mine = shares.loc[shares["policy"] == name]
         fair = mine["capacity_share"].to_numpy()
         ratio = mine["value_share"].to_numpy() / np.where(fair > 0, fair, 1.0)
-        top = placed.groupby("rep_id")["top_tier"].sum()
+        top = placed.groupby(Reps.rep_id)["top_tier"].sum()
         total_top = float(top.sum())
-        worth = placed.groupby("rep_id")["worth"].sum().reindex(capacity.index, fill_value=0)
+        worth = placed.groupby(Reps.rep_id)["worth"].sum().reindex(capacity.index, fill_value=0)
         rows[name] = {
             "expected_wins": float(placed["p_true"].sum()),
             "expected_value": float((placed["p_true"] * placed["value"]).sum()),

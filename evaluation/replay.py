@@ -52,7 +52,7 @@ from features.config import FeatureConfig
 from features.daily import rep_day
 from features.pairs import build_scoring_pairs
 from features.reps import OutcomeHistory, index_history
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from matching import match
 from matching.config import MatchingConfig
 from matching.day import lead_values
@@ -170,10 +170,10 @@ def replay(
     signal = getattr(model, "rep_signal_", None)
     has_signal = bool(signal is not None and signal.has_signal)
     policies = replay_policies(settings.matching, has_signal, bands)
-    assigned = world.data.assignments["lead_id"]
-    waiting = world.data.leads.loc[~world.data.leads["lead_id"].isin(assigned)]
+    assigned = world.data.assignments[Leads.lead_id]
+    waiting = world.data.leads.loc[~world.data.leads[Leads.lead_id].isin(assigned)]
     window = RollingWindow.empty(settings.window_days)
-    states = {name: PolicyState(dict.fromkeys(waiting["lead_id"]), window) for name in policies}
+    states = {name: PolicyState(dict.fromkeys(waiting[Leads.lead_id]), window) for name in policies}
     lead_frames = [waiting]
     records: list[pd.DataFrame] = []
     capacity_rows: list[pd.DataFrame] = []
@@ -184,7 +184,7 @@ def replay(
     while True:
         at = world.as_of + k * DAY
         if np.is_busday(np.datetime64(at.date())) and _waiting(states):
-            leads = pd.concat(lead_frames, ignore_index=True).set_index("lead_id", drop=False)
+            leads = pd.concat(lead_frames, ignore_index=True).set_index(Leads.lead_id, drop=False)
             day = _Day.build(context, leads, states, at)
             capacity_rows.append(day.capacity_frame())
             which = f"day {k + 1} of {days}" if k < days else "after the last day"
@@ -209,7 +209,7 @@ def replay(
             fresh = world.new_leads(at, seed=seed)
             lead_frames.append(fresh)
             for state in states.values():
-                state.pending.update(dict.fromkeys(fresh["lead_id"]))
+                state.pending.update(dict.fromkeys(fresh[Leads.lead_id]))
         k += 1
     return Replay(
         placements=pd.concat(records, ignore_index=True),
@@ -245,7 +245,7 @@ class _Context:
         history = index_history(
             revealed.assignments, revealed.leads, revealed.reps, settings.features
         )
-        rep_ids = world.data.reps["rep_id"].astype("str").to_numpy(dtype=object)
+        rep_ids = world.data.reps[Reps.rep_id].astype("str").to_numpy(dtype=object)
         survival = OpenSurvival.of(world.history_truth())
         return cls(
             world, model, settings.features, settings.matching, revealed, history, survival, rep_ids
@@ -280,8 +280,8 @@ class _Day:
         waiting = pd.Index(list(dict.fromkeys(i for s in states.values() for i in s.pending)))
         grid = pd.DataFrame(
             {
-                "lead_id": np.repeat(waiting.to_numpy(dtype=object), len(working)),
-                "rep_id": np.tile(context.rep_ids[working], len(waiting)),
+                Leads.lead_id: np.repeat(waiting.to_numpy(dtype=object), len(working)),
+                Reps.rep_id: np.tile(context.rep_ids[working], len(waiting)),
             }
         )
         features = build_scoring_pairs(
@@ -308,7 +308,7 @@ class _Day:
         return pd.DataFrame(
             {
                 "run_at": self.at,
-                "rep_id": rows["rep_id"].to_numpy(dtype=object),
+                Reps.rep_id: rows[Reps.rep_id].to_numpy(dtype=object),
                 "capacity": rows["capacity"].to_numpy(dtype=float),
                 "ramp": rows["ramp"].to_numpy(dtype=bool),
             }
@@ -318,8 +318,8 @@ class _Day:
 _PLACEMENTS = pd.DataFrame(
     columns=[
         "run_at",
-        "lead_id",
-        "rep_id",
+        Leads.lead_id,
+        Reps.rep_id,
         "p_true",
         "p_model",
         "value",
@@ -347,7 +347,7 @@ def _run_policy(
     rows = (day.lead_ids.get_indexer(pending)[:, None] * n_working + np.arange(n_working)).ravel()
     rep_pos = np.tile(day.working, len(pending))
     candidates = pd.DataFrame(
-        {"lead_id": np.repeat(pending, n_working), "rep_id": context.rep_ids[rep_pos]}
+        {Leads.lead_id: np.repeat(pending, n_working), Reps.rep_id: context.rep_ids[rep_pos]}
     )
     if policy.scores == "model":
         recent = state.recent(day.at, context.features.recent_days, n_reps)
@@ -359,7 +359,7 @@ def _run_policy(
     p_win = p_model
     if policy.scores == "truth":
         p_win = _true_probability(context, day.at, candidates, load[rep_pos])
-    leads = day.leads.set_index("lead_id", drop=False).loc[pending].reset_index(drop=True)
+    leads = day.leads.set_index(Leads.lead_id, drop=False).loc[pending].reset_index(drop=True)
     reps = day.reps.assign(open_load=whole_leads(load))
     result = match(
         candidates.assign(p_win=p_win),
@@ -371,20 +371,20 @@ def _run_policy(
         policy=policy.policy,
     )
     placed = result.assignments.loc[result.assignments["action"] == "assign"]
-    chosen = pd.Index(context.rep_ids).get_indexer(placed["rep_id"])
+    chosen = pd.Index(context.rep_ids).get_indexer(placed[Reps.rep_id])
     capacity = np.zeros(n_reps, dtype=np.int64)
     capacity[day.working] = effective_capacity(reps.iloc[day.working])
-    hard = hard_violations(chosen, capacity) + int(placed["lead_id"].duplicated().sum())
+    hard = hard_violations(chosen, capacity) + int(placed[Leads.lead_id].duplicated().sum())
     model_of_pair = pd.Series(p_model, index=pd.MultiIndex.from_frame(candidates))
-    placed_leads = leads.set_index("lead_id").loc[placed["lead_id"]]
+    placed_leads = leads.set_index(Leads.lead_id).loc[placed[Leads.lead_id]]
     records = pd.DataFrame(
         {
             "run_at": day.at,
-            "lead_id": placed["lead_id"].to_numpy(dtype=object),
-            "rep_id": placed["rep_id"].to_numpy(dtype=object),
+            Leads.lead_id: placed[Leads.lead_id].to_numpy(dtype=object),
+            Reps.rep_id: placed[Reps.rep_id].to_numpy(dtype=object),
             "p_true": _true_probability(context, day.at, placed, load[chosen]),
             "p_model": model_of_pair.reindex(
-                pd.MultiIndex.from_frame(placed[["lead_id", "rep_id"]])
+                pd.MultiIndex.from_frame(placed[[Leads.lead_id, Reps.rep_id]])
             ).to_numpy(dtype=float),
             "value": lead_values(placed_leads, "expected_value"),
             "worth": lead_values(placed_leads, policy.matching.objective)
@@ -393,7 +393,7 @@ def _run_policy(
             "ramp": day.reps["ramp"].to_numpy(dtype=bool)[chosen],
         }
     )
-    for lead_id in records["lead_id"]:
+    for lead_id in records[Leads.lead_id]:
         del state.pending[lead_id]
     state.placed.append((day.at, np.bincount(chosen, minlength=n_reps).astype(float)))
     summary = result.rep_summary
@@ -401,9 +401,9 @@ def _run_policy(
     soft = result.diagnostics.soft_violations
     broken = pd.DataFrame(
         [(v.constraint, v.rep_id, v.size, v.unit) for v in soft],
-        columns=["constraint", "rep_id", "size", "unit"],
+        columns=["constraint", Reps.rep_id, "size", "unit"],
     )
-    all_leads = leads.set_index("lead_id").loc[result.assignments["lead_id"]]
+    all_leads = leads.set_index(Leads.lead_id).loc[result.assignments[Leads.lead_id]]
     worth_today = lead_values(all_leads, policy.matching.objective) * result.assignments[
         "p_baseline"
     ].to_numpy(dtype=float, na_value=np.nan)
@@ -448,8 +448,8 @@ def _true_probability(
     return context.world.true_probability(
         pd.DataFrame(
             {
-                "lead_id": pairs["lead_id"].to_numpy(dtype=object),
-                "rep_id": pairs["rep_id"].to_numpy(dtype=object),
+                Leads.lead_id: pairs[Leads.lead_id].to_numpy(dtype=object),
+                Reps.rep_id: pairs[Reps.rep_id].to_numpy(dtype=object),
                 "at": np.full(len(pairs), at.to_datetime64()),
                 "open_load": load,
             }

@@ -18,6 +18,7 @@ from pandera.typing.pandas import Series
 from evaluation.frame_model import FileFrame
 from evaluation.off_policy.results import OffPolicyEstimates
 from evaluation.policies import POLICIES
+from features.schemas import Reps
 
 _SHARE = {"ge": 0, "le": 1}
 
@@ -125,7 +126,7 @@ class RepShares(FileFrame):
 
     @pa.dataframe_check(error="one row per policy and rep")
     def _one_row_per_rep(cls, frame: pd.DataFrame) -> pd.Series:
-        return ~frame.duplicated(["policy", "rep_id"])
+        return ~frame.duplicated(["policy", Reps.rep_id])
 
 
 class SoftViolations(FileFrame):

@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.schemas import Reps
 from matching.config import FairnessConstraints
 
 SOFT_VIOLATIONS = pd.DataFrame(
-    columns=["constraint", "rep_id", "size", "unit", "unavoidable", "avoidable"]
+    columns=["constraint", Reps.rep_id, "size", "unit", "unavoidable", "avoidable"]
 ).astype({"size": float, "unavoidable": float, "avoidable": bool})
 """One run's soft violations when there are none (the columns :func:`out_of_reach` returns)."""
 # A violation no larger than its unavoidable part (up to rounding) is out of reach, not a miss.
@@ -56,7 +57,7 @@ def out_of_reach(
     # the most value k leads of the run can add: the k most valuable ones
     best = np.concatenate([[0.0], np.cumsum(np.sort(worth)[::-1])])
     most_value = value_before + best[np.minimum(capacity, len(worth))]
-    rep_ids = working["rep_id"].astype(str).to_numpy()
+    rep_ids = working[Reps.rep_id].astype(str).to_numpy()
     per_rep_bound = {
         "value_share_min": (1 - band) * fair * value.sum() - most_value,
         "value_share_max": value_before - ceiling,
@@ -75,7 +76,7 @@ def out_of_reach(
     quota = fairness.new_rep_quota.min_share * top.sum() - ramp_most
     unavoidable = [
         max(0.0, float(quota)) if name == "new_rep_quota" else bounds.get((name, str(rep)), 0.0)
-        for name, rep in zip(violations["constraint"], violations["rep_id"], strict=True)
+        for name, rep in zip(violations["constraint"], violations[Reps.rep_id], strict=True)
     ]
     size = violations["size"].to_numpy(dtype=float)
     out = violations.assign(size=size, unavoidable=np.minimum(unavoidable, size))

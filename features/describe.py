@@ -17,7 +17,7 @@ from features.checks import positions_in
 from features.lead_scoring import is_lead_scoring
 from features.pairs import default_as_of
 from features.reps import outcome_events
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 
 # Wins closed after the conversion window, as a share of all wins: above it, say so.
 LATE_WIN_SHARE = 0.2
@@ -66,8 +66,10 @@ def describe_crm(data: CrmData) -> dict[str, object]:
         "open, never contacted": int(
             ((asg["status"] == "open") & asg["first_contact_at"].isna()).sum()
         ),
-        "unassigned leads": int((positions_in(data.leads["lead_id"], asg["lead_id"]) < 0).sum()),
-        "reps with history": int(asg["rep_id"].nunique()),
+        "unassigned leads": int(
+            (positions_in(data.leads[Leads.lead_id], asg[Leads.lead_id]) < 0).sum()
+        ),
+        "reps with history": int(asg[Reps.rep_id].nunique()),
     }
     if is_lead_scoring(data):
         # Nobody to count: say what the history is instead.
@@ -75,7 +77,7 @@ def describe_crm(data: CrmData) -> dict[str, object]:
             del out[key]
         out["reps"] = "none: lead scoring"
         return out
-    no_rep = int((closed & asg["rep_id"].isna()).sum())
+    no_rep = int((closed & asg[Reps.rep_id].isna()).sum())
     if no_rep:
         out["closed with no rep"] = no_rep
     return out
@@ -135,7 +137,7 @@ def _outcomes(
     is_open = (status == "open").to_numpy(dtype=bool)
     decided = (events["decided_at"] < as_of).to_numpy(dtype=bool)
     # In a lead-scoring history every outcome is a training row (of the lead-only model).
-    has_rep = asg["rep_id"].notna().to_numpy(dtype=bool) | lead_scoring
+    has_rep = asg[Reps.rep_id].notna().to_numpy(dtype=bool) | lead_scoring
     days = ((asg["closed_at"] - asg["assigned_at"]).dt.total_seconds() / 86_400).to_numpy()
     return _Outcomes(
         won=won,
@@ -303,7 +305,7 @@ def _ownership_problems(
     # Leads keep arriving after the last recorded outcome: the export ends with the later of both.
     end = max(as_of, leads["created_at"].max().normalize() + pd.Timedelta(days=1))
     old = (leads["created_at"] < end - pd.Timedelta(days=window_days)).to_numpy(dtype=bool)
-    unowned = old & (positions_in(leads["lead_id"], data.assignments["lead_id"]) < 0)
+    unowned = old & (positions_in(leads[Leads.lead_id], data.assignments[Leads.lead_id]) < 0)
     if old.any() and unowned.sum() / old.sum() > UNOWNED_SHARE:
         facts.append(
             f"most leads have no owner: {_n(unowned.sum())} of the "
@@ -349,7 +351,7 @@ def _training_problems(
             "(often the day it was exported): map the column that holds each lead's own "
             "creation or assignment date; a longer history will not help"
         )
-    reps = asg.loc[out.labelled, "rep_id"].unique()
+    reps = asg.loc[out.labelled, Reps.rep_id].unique()
     if len(reps) == 1 and not lead_scoring:
         problems.append(
             f"one rep: only {reps[0]} has labelled outcomes, and the model learns how reps "

@@ -24,7 +24,7 @@ from features.checks import positions_in
 from features.config import FeatureConfig
 from features.pairs import build_scoring_pairs, build_training_pairs
 from features.reps import OutcomeHistory, index_history
-from features.schemas import CrmData, Reps
+from features.schemas import CrmData, Leads, Reps
 
 NO_REP = ""
 """The rep of every lead-scoring row: nobody (an empty id no reps table can hold)."""
@@ -38,7 +38,7 @@ def no_reps() -> pd.DataFrame:
 def is_lead_scoring(data: CrmData) -> bool:
     """Whether ``data`` is a lead-scoring history: no reps, and no assignment that names one."""
     asg = data.assignments
-    named = asg["rep_id"].notna().any() if "rep_id" in asg else False
+    named = asg[Reps.rep_id].notna().any() if Reps.rep_id in asg else False
     return len(data.reps) == 0 and not named
 
 
@@ -81,7 +81,7 @@ def build_lead_scoring_rows(
     then). ``history`` is :func:`index_lead_history` of ``data`` under ``config``."""
     config = config or FeatureConfig()
     candidates = pd.DataFrame(
-        {"lead_id": leads["lead_id"].astype("str").to_numpy(), "rep_id": NO_REP}
+        {Leads.lead_id: leads[Leads.lead_id].astype("str").to_numpy(), Reps.rep_id: NO_REP}
     )
     return build_scoring_pairs(
         stand_in(data),
@@ -99,7 +99,9 @@ def open_leads(data: CrmData) -> pd.DataFrame:
     (:func:`features.daily.snapshot`), so an outcome recorded later does not count. Returns
     the canonical leads rows, oldest first (ties by lead_id)."""
     asg = data.assignments
-    closed = asg.loc[asg["status"].isin(["won", "lost"]), "lead_id"]
-    leads = data.leads.loc[positions_in(data.leads["lead_id"], closed) < 0]
-    order = np.lexsort((leads["lead_id"].astype(str).to_numpy(), leads["created_at"].to_numpy()))
+    closed = asg.loc[asg["status"].isin(["won", "lost"]), Leads.lead_id]
+    leads = data.leads.loc[positions_in(data.leads[Leads.lead_id], closed) < 0]
+    order = np.lexsort(
+        (leads[Leads.lead_id].astype(str).to_numpy(), leads["created_at"].to_numpy())
+    )
     return leads.iloc[order].reset_index(drop=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.schemas import Leads, Reps
 from matching.config import MatchingConfig, Objective
 from matching.eligibility import Cause, Eligibility, effective_capacity
 from matching.schemas import (
@@ -109,20 +110,20 @@ def prepare(
         raise ValueError(f"config must be a MatchingConfig, got {type(config).__name__}")
     candidates = validated(Candidates, candidates, "candidates")
     leads = _in_arrival_order(validated(MatchLeads, leads, "leads"))
-    reps = validated(RepsToday, reps_today, "reps_today").sort_values("rep_id", kind="stable")
+    reps = validated(RepsToday, reps_today, "reps_today").sort_values(Reps.rep_id, kind="stable")
     reps = reps.reset_index(drop=True)
     pins = validated(Pins, pins, "pins") if pins is not None else None
     exclusions = validated(Exclusions, exclusions, "exclusions") if exclusions is not None else None
     if account_owners is not None:
         account_owners = validated(AccountOwners, account_owners, "account_owners")
-    lead_index, rep_index = pd.Index(leads["lead_id"]), pd.Index(reps["rep_id"])
-    lead = _positions(lead_index, candidates["lead_id"])
-    rep = _positions(rep_index, candidates["rep_id"])
+    lead_index, rep_index = pd.Index(leads[Leads.lead_id]), pd.Index(reps[Reps.rep_id])
+    lead = _positions(lead_index, candidates[Leads.lead_id])
+    rep = _positions(rep_index, candidates[Reps.rep_id])
     _check_known(candidates, lead, rep, "candidates")
     if pins is not None:
         pinned = [
             _positions(index, pins[c])
-            for index, c in [(lead_index, "lead_id"), (rep_index, "rep_id")]
+            for index, c in [(lead_index, Leads.lead_id), (rep_index, Reps.rep_id)]
         ]
         _check_known(pins, *pinned, "pins")
     notes: list[str] = []
@@ -165,8 +166,8 @@ def prepare(
         config=config,
         leads=leads,
         reps=reps,
-        lead_ids=leads["lead_id"].to_numpy(dtype=object),
-        rep_ids=reps["rep_id"].to_numpy(dtype=object),
+        lead_ids=leads[Leads.lead_id].to_numpy(dtype=object),
+        rep_ids=reps[Reps.rep_id].to_numpy(dtype=object),
         capacity=capacity,
         ramp=ramp,
         history_value=hv,
@@ -189,7 +190,7 @@ def prepare(
 
 
 def _in_arrival_order(leads: pd.DataFrame) -> pd.DataFrame:
-    keys = ["created_at", "lead_id"] if "created_at" in leads else ["lead_id"]
+    keys = ["created_at", Leads.lead_id] if "created_at" in leads else [Leads.lead_id]
     return leads.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
@@ -203,7 +204,7 @@ def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
 
 def _check_known(frame: pd.DataFrame, lead: np.ndarray, rep: np.ndarray, name: str) -> None:
     """``lead`` and ``rep``: the positions of the frame's ids (-1 = unknown)."""
-    for column, codes, what in [("lead_id", lead, "leads"), ("rep_id", rep, "reps_today")]:
+    for column, codes, what in [(Leads.lead_id, lead, "leads"), (Reps.rep_id, rep, "reps_today")]:
         unknown = frame.loc[codes < 0, column].unique()
         if len(unknown):
             shown = ", ".join(map(str, unknown[:5])) + (
@@ -221,8 +222,8 @@ def _check_pins(
     rep: np.ndarray,
 ) -> None:
     """A pin must name a rep who may take the lead today and whose pair was scored."""
-    li = leads.get_indexer(pins["lead_id"])
-    ri = reps.get_indexer(pins["rep_id"])
+    li = leads.get_indexer(pins[Leads.lead_id])
+    ri = reps.get_indexer(pins[Reps.rep_id])
     cause = eligibility.causes(li, ri, with_pins=False)
     for k in np.flatnonzero(cause != Cause.ELIGIBLE):
         raise ValueError(
@@ -313,7 +314,7 @@ def _history(
     if history is None:
         return zeros, zeros.copy(), zeros.copy()
     history = validated(RepHistory, history, "history")
-    at = reps.get_indexer(history["rep_id"])
+    at = reps.get_indexer(history[Reps.rep_id])
     known = at >= 0
     out = []
     for column in ("value_received", "top_tier_received", "capacity_days"):

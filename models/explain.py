@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
+from features.schemas import Leads, Reps
 from models.pair_model import PairModel
 
 _SEGMENT = re.compile(r"rep_(industry|source|product|region)_(outcomes|win_rate)")
@@ -61,8 +62,8 @@ def explain(
         )
     return pd.DataFrame(
         {
-            "lead_id": pairs["lead_id"].to_numpy(),
-            "rep_id": pairs["rep_id"].to_numpy(),
+            Leads.lead_id: pairs[Leads.lead_id].to_numpy(),
+            Reps.rep_id: pairs[Reps.rep_id].to_numpy(),
             "p_win": p_win,
             "factors": factors,
             "reason": ["; ".join(f) for f in factors],

@@ -20,6 +20,7 @@ import pandera.pandas as pa
 from pandera.typing.pandas import Series
 
 from features.pairs import TARGET
+from features.schemas import Leads, Reps
 from models.baselines import lead_only_model
 from models.config import ModelConfig
 from models.evaluation import calibration_by_group, evaluate
@@ -118,7 +119,7 @@ def train_lead_scores(rows: pd.DataFrame, config: ModelConfig | None = None) -> 
             y, predictions[LEAD_ONLY], np.full(len(y), "all leads"), n_bins=config.ece_bins
         ),
         rep_signal=signal,
-        test=test[["lead_id", "rep_id", "at", TARGET]]
+        test=test[[Leads.lead_id, Reps.rep_id, "at", TARGET]]
         .assign(**{f"p_{name}": p for name, p in predictions.items()})
         .reset_index(drop=True),
         n_train=len(train),
@@ -181,7 +182,7 @@ def explain_leads(
         )
     return pd.DataFrame(
         {
-            "lead_id": rows["lead_id"].to_numpy(),
+            Leads.lead_id: rows[Leads.lead_id].to_numpy(),
             "p_win": p_win,
             "factors": factors,
             "reason": [SEPARATORS[lang].join(f) for f in factors],
@@ -245,7 +246,7 @@ def lead_score_table(
     table = pd.DataFrame(
         {
             "run_date": run_date,
-            "lead_id": leads["lead_id"].astype(str).to_numpy(),
+            Leads.lead_id: leads[Leads.lead_id].astype(str).to_numpy(),
             "created_at": leads["created_at"].to_numpy(),
             "p_win": explained["p_win"].to_numpy(dtype=float),
             "tier": np.asarray(tiers, dtype=object),

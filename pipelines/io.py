@@ -27,7 +27,7 @@ import pandas as pd
 
 from features.lead_scoring import no_reps
 from features.privacy import PersonalColumn, drop_personal_columns
-from features.schemas import CrmData, CrmValidationError, Origin, check_crm
+from features.schemas import CrmData, CrmValidationError, Origin, Reps, check_crm
 from pipelines.errors import UserFacingError
 
 CANONICAL_STEMS = ("reps", "leads", "assignments", "availability")
@@ -226,7 +226,7 @@ def _without_reps(
     """The assignments of a folder without reps.csv: a lead-scoring history when no row names
     a rep, whose rep_id and first_contact_at columns (the owners' work) may be left out;
     otherwise the reps.csv that the rows name is missing."""
-    named = assignments["rep_id"].notna() if "rep_id" in assignments else pd.Series(False)
+    named = assignments[Reps.rep_id].notna() if Reps.rep_id in assignments else pd.Series(False)
     if named.any():
         first = int(np.flatnonzero(named.to_numpy())[0])
         raise DataError(
@@ -235,7 +235,7 @@ def _without_reps(
             f"{origin.at(first)}: {assignments['rep_id'].iloc[first]!r}): add reps.csv, or "
             "empty the rep_id column to use the history for lead scoring only."
         )
-    absent = [c for c in ("rep_id", "first_contact_at") if c not in assignments]
+    absent = [c for c in (Reps.rep_id, "first_contact_at") if c not in assignments]
     return assignments.assign(**dict.fromkeys(absent, pd.NA)), origin
 
 

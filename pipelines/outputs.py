@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from features.schemas import Leads, Reps
 from matching.explain import Plural, ReasonCatalogue, render
 from matching.summary import LeftOut, ManagerPlan, PlanAssignments, PlanRepSummary
 
@@ -51,9 +52,9 @@ PLAN_DECIMALS = {
 
 ZH_HEADERS = {
     "run_date": "运行日期",
-    "lead_id": "线索编号",
+    Leads.lead_id: "线索编号",
     "action": "操作",
-    "rep_id": "销售编号",
+    Reps.rep_id: "销售编号",
     "rep_name": "销售姓名",
     "previous_rep_id": "原负责人编号",
     "previous_rep_name": "原负责人",

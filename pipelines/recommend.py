@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from features.daily import LeadPool, account_owners, leads_to_place, rep_day, snapshot
 from features.lead_scoring import is_lead_scoring
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from matching import MatchResult, candidate_pairs, match
 from matching.fairness import RollingWindow
 from matching.gain import plan_worth
@@ -299,7 +299,7 @@ def match_leads(
         as_of=day,
         chunk_rows=config.recommend.score_chunk_rows,
     )
-    candidates = candidates[["lead_id", "rep_id"]].assign(p_win=p_win)
+    candidates = candidates[[Leads.lead_id, Reps.rep_id]].assign(p_win=p_win)
     common = dict(
         history=window.history(day),
         account_owners=owners,

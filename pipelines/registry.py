@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features.pairs import TARGET, build_pairs_at
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from models.config import ModelConfig
 from models.rep_signal import PairedGain, paired_log_loss_gain
 from models.training import TrainingResult
@@ -166,7 +166,7 @@ def _compare(
             f"held-out pair of this run is new to it; {_FORCE}",
         )
     try:
-        pairs = build_pairs_at(data, test[["lead_id", "rep_id", "at"]], config=old.features)
+        pairs = build_pairs_at(data, test[[Leads.lead_id, Reps.rep_id, "at"]], config=old.features)
         p_old = np.asarray(old.estimator.predict_proba(pairs)[:, 1], dtype=float)
     except Exception as err:  # whatever the old model raises, it cannot be compared
         return Decision(
@@ -184,7 +184,7 @@ def _compare(
         test[TARGET].astype(int).to_numpy(),
         p_old,
         test[f"p_{result.served}"].to_numpy(),
-        test["lead_id"],
+        test[Leads.lead_id],
         n_bootstrap=config.n_bootstrap,
         level=config.signal_level,
         seed=config.seed,

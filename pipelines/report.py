@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.schemas import Leads, Reps
 from matching.summary import ACTIONS, FairnessNote, ManagerPlan
 from pipelines.outputs import LANGUAGES
 from pipelines.report_charts import Bar, bar_chart
@@ -251,7 +252,7 @@ class _Page:
         )
         section = self.chart_section("workload_title", "workload_note", bars, legend)
         summary = self.plan.rep_summary
-        absent = summary.loc[summary["capacity"] == 0, "rep_id"]
+        absent = summary.loc[summary["capacity"] == 0, Reps.rep_id]
         if absent.empty:
             return section
         separator = "、" if self.lang == "zh" else ", "
@@ -376,7 +377,7 @@ class _Page:
         frame = self.plan.rep_summary
         columns = [
             "rep_name",
-            "rep_id",
+            Reps.rep_id,
             "capacity",
             "assigned",
             "kept",
@@ -427,7 +428,7 @@ class _Page:
         )
         table = self.table(
             shown,
-            ["lead_id", "created_at", "age_days", "previous_rep_name"],
+            [Leads.lead_id, "created_at", "age_days", "previous_rep_name"],
             {"created_at": lambda v: f"{v:%Y-%m-%d}"},
         )
         more = len(frame) - len(shown)

@@ -7,6 +7,8 @@ each CSV column holds, ``ACTION_TEXT`` what each action asks the manager to do. 
 
 from __future__ import annotations
 
+from features.schemas import Leads, Reps
+
 TEXT: dict[str, dict[str, str]] = {
     "en": {
         "title": "Lead plan for {date}",
@@ -318,12 +320,12 @@ ACTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
 GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
     "assignments.csv": {
         "run_date": ("The day the plan is for.", "计划对应的日期。"),
-        "lead_id": ("The lead's id in the CRM.", "线索在 CRM 中的编号。"),
+        Leads.lead_id: ("The lead's id in the CRM.", "线索在 CRM 中的编号。"),
         "action": (
             "assign, reassign, keep or hold (see the actions above).",
             "分配、改派、保留或暂缓（见上文各项操作）。",
         ),
-        "rep_id": (
+        Reps.rep_id: (
             "The rep who works the lead (empty for hold).",
             "负责跟进该线索的销售编号（暂缓时为空）。",
         ),
@@ -373,7 +375,7 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
         "reason": ("Why the lead goes where it goes, in words.", "该线索如此分配的原因。"),
     },
     "rep_summary.csv": {
-        "rep_id": ("The rep's id.", "销售编号。"),
+        Reps.rep_id: ("The rep's id.", "销售编号。"),
         "rep_name": ("The rep's name.", "销售姓名。"),
         "team": ("The rep's team.", "所属团队。"),
         "available": ("Whether the rep works today.", "今天是否在岗。"),
@@ -428,7 +430,7 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
         ),
     },
     "left_out.csv": {
-        "lead_id": ("The lead's id.", "线索编号。"),
+        Leads.lead_id: ("The lead's id.", "线索编号。"),
         "created_at": ("The day the lead came in.", "线索创建日期。"),
         "age_days": ("Whole days since it came in.", "自创建以来的整天数。"),
         "previous_rep_id": ("The rep holding it, if any.", "当前持有该线索的销售编号（如有）。"),
@@ -439,7 +441,7 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
 REPORT_HEADERS: dict[str, dict[str, str]] = {
     "en": {
         "rep_name": "rep",
-        "rep_id": "id",
+        Reps.rep_id: "id",
         "capacity": "capacity",
         "assigned": "given",
         "kept": "kept",
@@ -450,14 +452,14 @@ REPORT_HEADERS: dict[str, dict[str, str]] = {
         "value_share_pct": "value share",
         "fair_share_pct": "fair share",
         "open_load_after": "open leads after",
-        "lead_id": "lead",
+        Leads.lead_id: "lead",
         "created_at": "created",
         "age_days": "age (days)",
         "previous_rep_name": "held by",
     },
     "zh": {
         "rep_name": "销售",
-        "rep_id": "编号",
+        Reps.rep_id: "编号",
         "capacity": "今日容量",
         "assigned": "今日分配",
         "kept": "保留",
@@ -468,7 +470,7 @@ REPORT_HEADERS: dict[str, dict[str, str]] = {
         "value_share_pct": "价值份额",
         "fair_share_pct": "公平份额",
         "open_load_after": "分配后在跟进线索数",
-        "lead_id": "线索",
+        Leads.lead_id: "线索",
         "created_at": "创建日期",
         "age_days": "已创建天数",
         "previous_rep_name": "当前负责人",

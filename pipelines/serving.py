@@ -25,7 +25,7 @@ from features.leads import lead_features
 from features.pairs import build_scoring_pairs, feature_columns
 from features.privacy import pseudonyms
 from features.reps import OutcomeHistory, index_history
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from models.encoding import CategoryCodes
 from models.rep_signal import RepSignal
 
@@ -106,7 +106,7 @@ class LeadmatchModel(mlflow.pyfunc.PythonModel):
             as_of=as_of,
             feature_set=sorted(categorical + numeric),
             category_shares=encoder.known_shares(fitted),
-            rep_keys=pseudonyms(fitted["rep_id"].unique()),
+            rep_keys=pseudonyms(fitted[Reps.rep_id].unique()),
         )
 
     @property
@@ -167,7 +167,7 @@ class LeadmatchModel(mlflow.pyfunc.PythonModel):
         """Score pair-feature rows (``features.pairs.build_scoring_pairs``). Returns ``p_win``,
         after ``lead_id`` and ``rep_id`` when the input has them."""
         p_win = self.estimator.predict_proba(model_input)[:, 1]
-        keys = [c for c in ("lead_id", "rep_id") if c in model_input]
+        keys = [c for c in (Leads.lead_id, Reps.rep_id) if c in model_input]
         return model_input[keys].reset_index(drop=True).assign(p_win=p_win)
 
     def misfit(self, data: CrmData) -> list[str]:
@@ -189,7 +189,7 @@ class LeadmatchModel(mlflow.pyfunc.PythonModel):
                     "of its training pairs')"
                 )
         if self.uses_rep_information:
-            active = data.reps.loc[data.reps["active"].astype(bool), "rep_id"]
+            active = data.reps.loc[data.reps["active"].astype(bool), Reps.rep_id]
             if len(active) and not set(pseudonyms(active)) & set(self.rep_keys):
                 problems.append(f"none of the {len(active)} active reps was in its training data")
         return problems

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from features.describe import HistoryCheck, check_history
 from features.lead_scoring import stand_in
 from features.pairs import build_training_pairs, default_as_of
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from models.lead_scores import train_lead_scores
 from models.training import TrainingResult, train_and_evaluate
 from pipelines.config import LeadmatchConfig
@@ -355,8 +355,8 @@ def _input_example(pairs: pd.DataFrame, served: LeadmatchModel, n: int = 3) -> p
     values of each category input (no lead, rep or contact of the data)."""
     categorical, numeric = model_inputs(served.estimator)
     rows: dict[str, object] = {
-        "lead_id": [f"example-lead-{i + 1}" for i in range(n)],
-        "rep_id": ["example-rep"] * n,
+        Leads.lead_id: [f"example-lead-{i + 1}" for i in range(n)],
+        Reps.rep_id: ["example-rep"] * n,
     }
     for column in categorical:
         common = pairs[column].astype("str").value_counts(dropna=True).index.tolist()[:n]

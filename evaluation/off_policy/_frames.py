@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.schemas import Leads, Reps
+
 
 def require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
     """Raise ``ValueError`` naming the ``columns`` that ``frame`` (called ``name``) lacks."""
@@ -33,12 +35,12 @@ def optional(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 def pair_keys(frame: pd.DataFrame) -> pd.Index:
     """One hashable key per (lead_id, rep_id) row (a unit separator cannot occur in an id)."""
-    lead = frame["lead_id"].astype("str").to_numpy(dtype=object)
-    rep = frame["rep_id"].astype("str").to_numpy(dtype=object)
+    lead = frame[Leads.lead_id].astype("str").to_numpy(dtype=object)
+    rep = frame[Reps.rep_id].astype("str").to_numpy(dtype=object)
     return pd.Index(lead + "\x1f" + rep, dtype=object)
 
 
 def examples(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The first five (lead_id, rep_id) pairs of ``frame``, for a message."""
-    pairs = zip(frame["lead_id"].astype(str), frame["rep_id"].astype(str), strict=True)
+    pairs = zip(frame[Leads.lead_id].astype(str), frame[Reps.rep_id].astype(str), strict=True)
     return list(pairs)[:5]

@@ -18,7 +18,7 @@ from evaluation.off_policy._frames import pair_keys, require
 from features.leads import is_number
 from features.pairs import default_as_of
 from features.reps import outcome_events
-from features.schemas import CrmData
+from features.schemas import CrmData, Leads, Reps
 from features.tags import has_tag, same_tag, tag_sets
 from features.timestamps import DAY_NS, NAT, as_ns
 
@@ -59,9 +59,9 @@ def logged_decisions(
         raise ValueError(f"reward must be 'won' or 'value', got {reward!r}")
     as_of = default_as_of(data) if as_of is None else pd.Timestamp(as_of)
     # An outcome with no rep was routed to nobody: it is not a decision of the routing policy.
-    owned = data.assignments[data.assignments["rep_id"].notna()]
-    asg = owned.sort_values(["assigned_at", "lead_id"], kind="stable")
-    first = asg.drop_duplicates("lead_id", keep="first")
+    owned = data.assignments[data.assignments[Reps.rep_id].notna()]
+    asg = owned.sort_values(["assigned_at", Leads.lead_id], kind="stable")
+    first = asg.drop_duplicates(Leads.lead_id, keep="first")
     won = outcome_events(first, window_days=window_days)["won_in_window"].to_numpy() == 1
     mature = (first["assigned_at"] + pd.Timedelta(days=window_days) <= as_of).to_numpy()
     if reward == "value":
@@ -73,16 +73,18 @@ def logged_decisions(
         propensity = pd.to_numeric(first["propensity"]).to_numpy(dtype=float, na_value=np.nan)
     else:
         propensity = np.full(len(first), np.nan)
-    lead_ids = first["lead_id"].astype("str").to_numpy(dtype=object)
+    lead_ids = first[Leads.lead_id].astype("str").to_numpy(dtype=object)
     cluster = lead_ids
     if "account_id" in data.leads:
-        accounts = data.leads.drop_duplicates("lead_id").set_index("lead_id")["account_id"]
+        accounts = data.leads.drop_duplicates(Leads.lead_id).set_index(Leads.lead_id)["account_id"]
         account = accounts.reindex(lead_ids).to_numpy(dtype=object)
         cluster = np.where(pd.isna(account), lead_ids, "account:" + account.astype(str))
     return pd.DataFrame(
         {
-            "lead_id": pd.array(lead_ids, dtype="str"),
-            "rep_id": pd.array(first["rep_id"].astype("str").to_numpy(dtype=object), dtype="str"),
+            Leads.lead_id: pd.array(lead_ids, dtype="str"),
+            Reps.rep_id: pd.array(
+                first[Reps.rep_id].astype("str").to_numpy(dtype=object), dtype="str"
+            ),
             "at": first["assigned_at"].to_numpy(dtype="datetime64[ns]"),
             "propensity": propensity,
             "cluster": pd.array(cluster, dtype="str"),
@@ -110,7 +112,7 @@ def historical_candidates(data: CrmData, decisions: pd.DataFrame) -> pd.DataFram
     Returns ``lead_id``, ``rep_id``, ``at``, ``eligible`` (bool), in decision order then
     ``data.reps`` order.
     """
-    require(decisions, ["lead_id", "rep_id", "at"], "decisions")
+    require(decisions, [Leads.lead_id, Reps.rep_id, "at"], "decisions")
     reps = data.reps.reset_index(drop=True)
     asg = data.assignments
     at = as_ns(decisions["at"])
@@ -131,9 +133,9 @@ def historical_candidates(data: CrmData, decisions: pd.DataFrame) -> pd.DataFram
     place = np.where(np.isnan(place), np.searchsorted(sorted_ns, at, side="left") - 0.5, place)
     day_place = np.searchsorted(sorted_ns, day, side="left") - 0.5
     eligible = np.zeros((len(decisions), len(reps)), dtype=bool)
-    rep_of_row = asg["rep_id"].astype("str").to_numpy(dtype=object)
+    rep_of_row = asg[Reps.rep_id].astype("str").to_numpy(dtype=object)
     availability = data.availability
-    for j, rep in enumerate(reps["rep_id"].astype("str")):
+    for j, rep in enumerate(reps[Reps.rep_id].astype("str")):
         mine = rep_of_row == rep
         places = np.sort(sequence[mine])
         closed = np.sort(as_ns(asg.loc[mine, "closed_at"]))
@@ -146,7 +148,7 @@ def historical_candidates(data: CrmData, decisions: pd.DataFrame) -> pd.DataFram
         capacity = np.full(len(day), float(reps.loc[j, "daily_capacity"]))
         available = np.ones(len(day), dtype=bool)
         if availability is not None:
-            rows = availability.loc[availability["rep_id"].astype("str") == rep]
+            rows = availability.loc[availability[Reps.rep_id].astype("str") == rep]
             dates = as_ns(rows["date"])
             known = pd.Series(np.arange(len(rows)), index=dates - dates % DAY_NS)
             position = known.reindex(day).to_numpy()
@@ -165,9 +167,11 @@ def historical_candidates(data: CrmData, decisions: pd.DataFrame) -> pd.DataFram
             open_at_start = before_today - np.searchsorted(closed, day, side="left")
             ok &= open_at_start + used_today < float(reps.loc[j, "max_open_leads"])
         eligible[:, j] = ok
-    chosen = pd.Index(reps["rep_id"].astype("str")).get_indexer(decisions["rep_id"].astype("str"))
+    chosen = pd.Index(reps[Reps.rep_id].astype("str")).get_indexer(
+        decisions[Reps.rep_id].astype("str")
+    )
     if (chosen < 0).any():
-        unknown = decisions["rep_id"].to_numpy(dtype=object)[chosen < 0]
+        unknown = decisions[Reps.rep_id].to_numpy(dtype=object)[chosen < 0]
         raise ValueError(
             f"{int((chosen < 0).sum())} decision(s) name reps missing from the reps table, e.g. "
             f"{list(dict.fromkeys(unknown))[:5]}"
@@ -177,8 +181,10 @@ def historical_candidates(data: CrmData, decisions: pd.DataFrame) -> pd.DataFram
     row, col = np.nonzero(include)
     return pd.DataFrame(
         {
-            "lead_id": pd.array(decisions["lead_id"].astype("str").to_numpy()[row], dtype="str"),
-            "rep_id": pd.array(reps["rep_id"].astype("str").to_numpy()[col], dtype="str"),
+            Leads.lead_id: pd.array(
+                decisions[Leads.lead_id].astype("str").to_numpy()[row], dtype="str"
+            ),
+            Reps.rep_id: pd.array(reps[Reps.rep_id].astype("str").to_numpy()[col], dtype="str"),
             "at": at[row].view("datetime64[ns]"),
             "eligible": eligible[row, col],
         }
@@ -197,11 +203,11 @@ def choice_features(data: CrmData, candidates: pd.DataFrame) -> pd.DataFrame:
     give senior reps the valuable leads) and every ``x_*`` lead column read as a number
     (:func:`features.leads.is_number`: yes/no values as 0/1) as it is.
     """
-    require(candidates, ["lead_id", "rep_id", "at"], "candidates")
-    leads = data.leads.drop_duplicates("lead_id").set_index("lead_id")
-    reps = data.reps.drop_duplicates("rep_id").set_index("rep_id")
-    lead_ids = candidates["lead_id"].astype("str").to_numpy(dtype=object)
-    rep_ids = candidates["rep_id"].astype("str").to_numpy(dtype=object)
+    require(candidates, [Leads.lead_id, Reps.rep_id, "at"], "candidates")
+    leads = data.leads.drop_duplicates(Leads.lead_id).set_index(Leads.lead_id)
+    reps = data.reps.drop_duplicates(Reps.rep_id).set_index(Reps.rep_id)
+    lead_ids = candidates[Leads.lead_id].astype("str").to_numpy(dtype=object)
+    rep_ids = candidates[Reps.rep_id].astype("str").to_numpy(dtype=object)
     lead_pos = leads.index.get_indexer(lead_ids)
     rep_pos = reps.index.get_indexer(rep_ids)
     if (lead_pos < 0).any() or (rep_pos < 0).any():
@@ -255,8 +261,10 @@ def cross_fit_folds(decisions: pd.DataFrame, n_folds: int = 2, seed: int = 0) ->
     """
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
-    require(decisions, ["lead_id"], "decisions")
-    cluster = decisions["cluster"] if "cluster" in decisions else decisions["lead_id"]
+    require(decisions, [Leads.lead_id], "decisions")
+    cluster = decisions["cluster"] if "cluster" in decisions else decisions[Leads.lead_id]
     codes, names = pd.factorize(cluster.astype("str"))
     fold = np.random.default_rng(seed).integers(0, n_folds, len(names))[codes]
-    return pd.Series(fold, index=pd.Index(decisions["lead_id"].astype("str"), name="lead_id"))
+    return pd.Series(
+        fold, index=pd.Index(decisions[Leads.lead_id].astype("str"), name=Leads.lead_id)
+    )

@@ -17,6 +17,7 @@ from evaluation.config import OffPolicyConfig
 from evaluation.off_policy._frames import examples, pair_keys, require
 from evaluation.off_policy.logged import CHOICE_PAIR_COLUMNS
 from features.leads import is_number
+from features.schemas import Leads, Reps
 
 
 class ChoiceModel(BaseEstimator):
@@ -54,17 +55,19 @@ class ChoiceModel(BaseEstimator):
         if self.alpha <= 0:
             raise ValueError(f"alpha must be > 0, got {self.alpha}")
         require(
-            candidates, ["lead_id", "rep_id", *self.pair_columns, *self.lead_columns], "candidates"
+            candidates,
+            [Leads.lead_id, Reps.rep_id, *self.pair_columns, *self.lead_columns],
+            "candidates",
         )
         y = np.asarray(candidates["chosen"] if chosen is None else chosen, dtype=bool)
         if len(y) != len(candidates):
             raise ValueError(f"chosen has {len(y)} values for {len(candidates)} candidate pairs")
         if len(candidates) == 0:
             raise ValueError("no candidate pairs to learn the historical choices from")
-        order, starts, group = _groups(candidates["lead_id"])
+        order, starts, group = _groups(candidates[Leads.lead_id])
         per_lead = np.add.reduceat(y[order].astype(int), starts)
         if (per_lead != 1).any():
-            bad = candidates["lead_id"].to_numpy(dtype=object)[order][starts][per_lead != 1]
+            bad = candidates[Leads.lead_id].to_numpy(dtype=object)[order][starts][per_lead != 1]
             raise ValueError(
                 f"{len(bad)} lead(s) do not have exactly one chosen candidate, e.g. {list(bad[:5])}"
             )
@@ -72,7 +75,7 @@ class ChoiceModel(BaseEstimator):
         lead = _numeric(candidates, self.lead_columns)
         self.pair_mean_, self.pair_scale_ = _moments(pair)
         self.lead_mean_, self.lead_scale_ = _moments(lead)
-        self.rep_ids_ = np.array(sorted(set(candidates["rep_id"].astype("str"))), dtype=object)
+        self.rep_ids_ = np.array(sorted(set(candidates[Reps.rep_id].astype("str"))), dtype=object)
         design = self._design(candidates, pair, lead)
         n_pair, n_rep_terms = pair.shape[1], len(self.rep_ids_) * (1 + lead.shape[1])
         y_sorted = y[order]
@@ -103,13 +106,15 @@ class ChoiceModel(BaseEstimator):
         """P(rep | lead, its candidate set) of every candidate pair (sums to 1 over each lead's
         rows), in the order of ``candidates``."""
         require(
-            candidates, ["lead_id", "rep_id", *self.pair_columns, *self.lead_columns], "candidates"
+            candidates,
+            [Leads.lead_id, Reps.rep_id, *self.pair_columns, *self.lead_columns],
+            "candidates",
         )
         pair = _numeric(candidates, self.pair_columns)
         lead = _numeric(candidates, self.lead_columns)
         theta = np.concatenate([self.pair_coef_, self.rep_coef_.ravel()])
         u = self._design(candidates, pair, lead) @ theta
-        order, starts, group = _groups(candidates["lead_id"])
+        order, starts, group = _groups(candidates[Leads.lead_id])
         out = np.empty(len(u))
         out[order] = _group_softmax(u[order], starts, group)[1]
         return out
@@ -121,7 +126,7 @@ class ChoiceModel(BaseEstimator):
         pair = np.nan_to_num((pair - self.pair_mean_) / self.pair_scale_, nan=0.0)
         lead = np.nan_to_num((lead - self.lead_mean_) / self.lead_scale_, nan=0.0)
         per_rep = 1 + lead.shape[1]
-        rep_pos = pd.Index(self.rep_ids_).get_indexer(candidates["rep_id"].astype("str"))
+        rep_pos = pd.Index(self.rep_ids_).get_indexer(candidates[Reps.rep_id].astype("str"))
         known = rep_pos >= 0
         rows = np.repeat(np.flatnonzero(known), per_rep)
         cols = (rep_pos[known, None] * per_rep + np.arange(per_rep)[None, :]).ravel()
@@ -145,8 +150,8 @@ def estimate_propensities(
     a decision are scored too. An existing ``propensity`` column is replaced.
     """
     config = config or OffPolicyConfig()
-    require(decisions, ["lead_id", "rep_id"], "decisions")
-    require(candidates, ["lead_id", "rep_id"], "candidates")
+    require(decisions, [Leads.lead_id, Reps.rep_id], "decisions")
+    require(candidates, [Leads.lead_id, Reps.rep_id], "candidates")
     pair_columns = tuple(c for c in CHOICE_PAIR_COLUMNS if c in candidates)
     lead_columns = tuple(
         c
@@ -155,7 +160,7 @@ def estimate_propensities(
     )
     keys = pair_keys(candidates)
     chosen = keys.isin(pair_keys(decisions))
-    taught = candidates["lead_id"].isin(decisions["lead_id"]).to_numpy()
+    taught = candidates[Leads.lead_id].isin(decisions[Leads.lead_id]).to_numpy()
     missing = ~pair_keys(decisions).isin(keys)
     if missing.any():
         raise ValueError(

@@ -18,6 +18,7 @@ from evaluation.off_policy.estimators import (
 )
 from evaluation.off_policy.overlap import estimate_note, measure_overlap, not_identified
 from evaluation.off_policy.results import Estimate, OffPolicyResult, estimate_frames
+from features.schemas import Leads, Reps
 
 _SUM_TOLERANCE = 1e-6
 
@@ -87,12 +88,12 @@ def weigh_decisions(
 ) -> WeightedDecisions:
     """Validate the three frames of :func:`evaluate_policy` and reduce them to one value per
     logged decision (aligned with ``logged``)."""
-    require(logged, ["lead_id", "rep_id", "reward"], "logged")
-    require(candidates, ["lead_id", "rep_id", "q"], "candidates")
-    require(target, ["lead_id", "rep_id", "prob"], "target")
+    require(logged, [Leads.lead_id, Reps.rep_id, "reward"], "logged")
+    require(candidates, [Leads.lead_id, Reps.rep_id, "q"], "candidates")
+    require(target, [Leads.lead_id, Reps.rep_id, "prob"], "target")
     if len(logged) == 0:
         raise ValueError("logged has no decisions: there is nothing to evaluate")
-    duplicated = logged["lead_id"].duplicated()
+    duplicated = logged[Leads.lead_id].duplicated()
     if duplicated.any():
         raise ValueError(
             f"logged has {int(duplicated.sum())} duplicated lead_id(s), e.g. "
@@ -103,9 +104,9 @@ def weigh_decisions(
         if dup.any():
             raise ValueError(f"{name} has {int(dup.sum())} duplicated (lead_id, rep_id) pair(s)")
     y = finite(logged, "reward", "logged")
-    leads = pd.Index(logged["lead_id"].astype("str"))
-    candidates = candidates.loc[candidates["lead_id"].astype("str").isin(leads)]
-    target = target.loc[target["lead_id"].astype("str").isin(leads)]
+    leads = pd.Index(logged[Leads.lead_id].astype("str"))
+    candidates = candidates.loc[candidates[Leads.lead_id].astype("str").isin(leads)]
+    target = target.loc[target[Leads.lead_id].astype("str").isin(leads)]
     q = finite(candidates, "q", "candidates")
     prob = finite(target, "prob", "target")
     if (prob < 0).any() or (prob > 1 + _SUM_TOLERANCE).any():
@@ -124,7 +125,7 @@ def weigh_decisions(
             f"{int((target_pos < 0).sum())} target pair(s) are not candidates, e.g. "
             f"{examples(target.loc[target_pos < 0])}: the target may only choose candidate reps"
         )
-    target_lead = leads.get_indexer(target["lead_id"].astype("str"))
+    target_lead = leads.get_indexer(target[Leads.lead_id].astype("str"))
     total = np.bincount(target_lead, weights=prob, minlength=len(leads))
     if (np.abs(total - 1) > _SUM_TOLERANCE).any():
         bad = leads[np.abs(total - 1) > _SUM_TOLERANCE]

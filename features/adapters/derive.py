@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.adapters.spec import AssignmentsMapping, MappingError, formats
 from features.adapters.text import clean_text, n, plural, where
-from features.schemas import ASSIGNMENT_STATUSES, show
+from features.schemas import ASSIGNMENT_STATUSES, Leads, Reps, show
 from features.timestamps import parse_dates, parse_format, to_clock
 
 # The share of days a derived daily capacity covers: a rep's volume on a busy, not record, day.
@@ -43,7 +43,7 @@ def derive_assignments(
     close date missing on every row that needs one are added to ``errors``, once each.
     """
     files = " + ".join(spec.files)
-    if "rep_id" not in asg:  # an export without owners: leads and outcomes (lead scoring)
+    if Reps.rep_id not in asg:  # an export without owners: leads and outcomes (lead scoring)
         asg = asg.assign(rep_id=pd.Series(pd.NA, index=asg.index, dtype="string"))
     asg = _drop_filtered(asg, gone, files, repairs)
     _check_status(asg, spec, errors)
@@ -87,7 +87,7 @@ def times(values: pd.Series, fmt: list[str] | None = None, timezone: str = "UTC"
 def _drop_filtered(
     asg: pd.DataFrame, gone: dict[str, set[str]], files: str, repairs: list[str]
 ) -> pd.DataFrame:
-    for key, noun in (("lead_id", "leads"), ("rep_id", "reps")):
+    for key, noun in ((Leads.lead_id, "leads"), (Reps.rep_id, "reps")):
         hit = asg[key].isin(gone.get(key, set())).fillna(False).to_numpy(dtype=bool)
         if hit.any():
             repairs.append(
@@ -117,7 +117,7 @@ def _check_status(asg: pd.DataFrame, spec: AssignmentsMapping, errors: list[str]
 def _without_owner(asg: pd.DataFrame, files: str, repairs: list[str]) -> pd.DataFrame:
     status = asg["status"]
     closed = status.isin(["won", "lost"]).fillna(False).to_numpy(dtype=bool)
-    no_owner = asg["rep_id"].isna().to_numpy(dtype=bool)
+    no_owner = asg[Reps.rep_id].isna().to_numpy(dtype=bool)
     if (no_owner & ~closed).any():
         repairs.append(
             f"assignments: {plural((no_owner & ~closed).sum(), 'row')} of {files} without a "
@@ -137,18 +137,18 @@ def _without_owner(asg: pd.DataFrame, files: str, repairs: list[str]) -> pd.Data
 def _assigned_when_created(
     asg: pd.DataFrame, leads: pd.DataFrame, leads_origin: pd.DataFrame, repairs: list[str]
 ) -> pd.DataFrame:
-    first = ~leads["lead_id"].duplicated()
-    by_lead = leads_origin[first.to_numpy()].set_index(leads.loc[first, "lead_id"].to_numpy())
+    first = ~leads[Leads.lead_id].duplicated()
+    by_lead = leads_origin[first.to_numpy()].set_index(leads.loc[first, Leads.lead_id].to_numpy())
     created = pd.Series(leads.loc[first, "created_at"].to_numpy(), index=by_lead.index)
     repairs.append(
         "assignments.assigned_at: not in the export, set to the lead's created_at "
         f"for {plural(len(asg), 'row')}"
     )
     return asg.assign(
-        assigned_at=asg["lead_id"].map(created),
+        assigned_at=asg[Leads.lead_id].map(created),
         **{
-            "__file:assigned_at": asg["lead_id"].map(by_lead["file"]),
-            "__row:assigned_at": asg["lead_id"].map(by_lead["row"]).astype("Int64"),
+            "__file:assigned_at": asg[Leads.lead_id].map(by_lead["file"]),
+            "__row:assigned_at": asg[Leads.lead_id].map(by_lead["row"]).astype("Int64"),
         },
     )
 
@@ -231,7 +231,7 @@ def _first_contact(
         shown = text if source.date_format is None else at.dt.strftime("%Y-%m-%d %H:%M:%S")
         part = pd.DataFrame(
             {
-                "lead_id": clean_text(raw[source.lead]),
+                Leads.lead_id: clean_text(raw[source.lead]),
                 "act_rep": clean_text(raw[source.rep]) if source.rep else pd.NA,
                 "any_rep": source.rep is None,
                 "act_at": at.to_numpy(),
@@ -240,20 +240,22 @@ def _first_contact(
                 "act_row": raw.index.to_numpy(),
             }
         )
-        parts.append(part[part["lead_id"].notna().to_numpy() & part["act_at"].notna().to_numpy()])
+        parts.append(
+            part[part[Leads.lead_id].notna().to_numpy() & part["act_at"].notna().to_numpy()]
+        )
     acts = pd.concat(parts, ignore_index=True)
     left = pd.DataFrame(
         {
             "pos": np.arange(len(asg)),
-            "lead_id": asg["lead_id"].to_numpy(dtype=object),
-            "rep_id": asg["rep_id"].to_numpy(dtype=object),
+            Leads.lead_id: asg[Leads.lead_id].to_numpy(dtype=object),
+            Reps.rep_id: asg[Reps.rep_id].to_numpy(dtype=object),
             "assigned": times(
                 asg["assigned_at"], spec.date_format_of("assigned_at"), timezone
             ).to_numpy(),
         }
     )
-    pairs = left.merge(acts.assign(lead_id=acts["lead_id"].astype(object)), on="lead_id")
-    by_rep = (pairs["act_rep"].astype(object) == pairs["rep_id"]).to_numpy(dtype=bool)
+    pairs = left.merge(acts.assign(lead_id=acts[Leads.lead_id].astype(object)), on=Leads.lead_id)
+    by_rep = (pairs["act_rep"].astype(object) == pairs[Reps.rep_id]).to_numpy(dtype=bool)
     after = (pairs["act_at"] >= pairs["assigned"]).to_numpy(dtype=bool)
     fits = after & (pairs["any_rep"].to_numpy(dtype=bool) | by_rep)
     pairs = pairs[fits]
@@ -264,7 +266,7 @@ def _first_contact(
     contact[first["pos"].to_numpy()] = first["act_text"].to_numpy()
     file[first["pos"].to_numpy()] = first["act_file"].to_numpy()
     row[first["pos"].to_numpy()] = first["act_row"].to_numpy()
-    about = acts["lead_id"].isin(set(asg["lead_id"].dropna())).to_numpy(dtype=bool)
+    about = acts[Leads.lead_id].isin(set(asg[Leads.lead_id].dropna())).to_numpy(dtype=bool)
     used = len(pairs[["act_file", "act_row"]].drop_duplicates())
     owners = [s.file for s in spec.first_contact if s.rep is not None]
     by_whom = f", by the assigned rep in {', '.join(owners)}" if owners else ""
@@ -298,8 +300,10 @@ def _unowned_are_lost(
     timezone: str,
 ) -> pd.DataFrame:
     """Leads with no assignment row become lost outcomes with no rep (unassigned_outcome)."""
-    lone = leads["lead_id"].notna() & ~leads["lead_id"].isin(set(asg["lead_id"].dropna()))
-    lone &= ~leads["lead_id"].duplicated()
+    lone = leads[Leads.lead_id].notna() & ~leads[Leads.lead_id].isin(
+        set(asg[Leads.lead_id].dropna())
+    )
+    lone &= ~leads[Leads.lead_id].duplicated()
     lone = lone.to_numpy(dtype=bool)
     if not lone.any():
         repairs.append(
@@ -318,8 +322,8 @@ def _unowned_are_lost(
     )
     rows = pd.DataFrame(
         {
-            "lead_id": leads.loc[lone, "lead_id"].to_numpy(),
-            "rep_id": pd.NA,
+            Leads.lead_id: leads.loc[lone, Leads.lead_id].to_numpy(),
+            Reps.rep_id: pd.NA,
             "assigned_at": leads.loc[lone, "created_at"].to_numpy(),
             "status": "lost",
             "closed_at": closed,
@@ -350,7 +354,7 @@ def derive_reps(
     need = [c for c in ("hire_date", "daily_capacity") if c not in reps]
     if need:
         assigned = times(asg["assigned_at"], timezone=timezone)
-        known = assigned.notna() & asg["rep_id"].isin(reps["rep_id"])
+        known = assigned.notna() & asg[Reps.rep_id].isin(reps[Reps.rep_id])
         dates = [assigned, times(leads["created_at"], timezone=timezone)]
         if "closed_at" in asg:
             dates.append(times(asg["closed_at"], timezone=timezone))
@@ -361,7 +365,12 @@ def derive_reps(
                 "history to derive them from; map them or give them values in defaults"
             )
         derived, notes = rep_history(
-            reps["rep_id"], asg.loc[known, "rep_id"], assigned[known], as_of, "assigned_at", need
+            reps[Reps.rep_id],
+            asg.loc[known, Reps.rep_id],
+            assigned[known],
+            as_of,
+            "assigned_at",
+            need,
         )
         reps = reps.assign(**{c: derived[c].to_numpy() for c in need})
         repairs.extend(notes)
@@ -371,7 +380,7 @@ def derive_reps(
             f"reps.active: not in the export, set to True for all {plural(len(reps), 'rep')}"
         )
     if "name" not in reps:
-        reps = reps.assign(name=reps["rep_id"])
+        reps = reps.assign(name=reps[Reps.rep_id])
         repairs.append("reps.name: not in the export, set to the rep_id")
     return reps
 

@@ -25,13 +25,13 @@ from pydantic import (
     model_validator,
 )
 
-from features.schemas import SCHEMAS
+from features.schemas import SCHEMAS, Leads, Reps
 
 Scalar = str | int | float | bool
 
 # Canonical columns by table, read from the pandera models so there is one source of truth.
 COLUMNS = {table: model.to_schema().columns for table, model in SCHEMAS.items()}
-KEYS = {"reps": "rep_id", "leads": "lead_id"}
+KEYS = {"reps": Reps.rep_id, "leads": Leads.lead_id}
 # Required columns that must never be empty but that a mapping may leave out because they are
 # derived (see the package docstring); every other required non-nullable column must be mapped.
 DERIVABLE = {
@@ -455,7 +455,7 @@ class Tables(BaseModel):
 
     @model_validator(mode="after")
     def _owners_need_reps(self) -> Tables:
-        if self.reps is None and "rep_id" in self.assignments.provided():
+        if self.reps is None and Reps.rep_id in self.assignments.provided():
             raise ValueError(
                 "reps: assignments map rep_id, so the reps must be mapped too (e.g. the "
                 "distinct owners of the leads file, with `distinct: true`); for an export of "
