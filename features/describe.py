@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.checks import positions_in
+from features.daily import sla_reclaim_off_reason
 from features.lead_scoring import is_lead_scoring
 from features.pairs import default_as_of
 from features.reps import outcome_events
@@ -63,9 +64,10 @@ def describe_crm(data: CrmData) -> dict[str, object]:
         if closed.any()
         else None,
         "open": int((asg["status"] == "open").sum()),
-        "open, never contacted": int(
-            ((asg["status"] == "open") & asg["first_contact_at"].isna()).sum()
-        ),
+        # Without any first-contact date nothing shows which open leads were contacted.
+        "open, never contacted": "unknown (no first-contact dates)"
+        if sla_reclaim_off_reason(data)
+        else int(((asg["status"] == "open") & asg["first_contact_at"].isna()).sum()),
         "unassigned leads": int(
             (positions_in(data.leads[Leads.lead_id], asg[Leads.lead_id]) < 0).sum()
         ),

@@ -355,3 +355,16 @@ def test_most_leads_without_an_owner_is_not_usable_even_with_losses():
         "on. If a lead without an owner was lost, say so in the mapping: `unassigned_outcome: "
         "lost` under tables.assignments; otherwise export the lost leads with their owners."
     ]
+
+
+def test_never_contacted_is_counted_only_where_the_export_has_contact_dates():
+    data = history(n=20)
+    asg = data.assignments.copy()
+    asg.loc[asg.index[-3:], ["status", "closed_at", "deal_value"]] = ["open", pd.NaT, None]
+    asg.loc[asg.index[-1], "first_contact_at"] = pd.NaT
+    with_dates = validate_crm(CrmData(data.reps, data.leads, asg))
+    assert describe_crm(with_dates)["open, never contacted"] == 1
+
+    asg["first_contact_at"] = pd.NaT
+    without = validate_crm(CrmData(data.reps, data.leads, asg))
+    assert describe_crm(without)["open, never contacted"] == "unknown (no first-contact dates)"

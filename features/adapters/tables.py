@@ -306,13 +306,16 @@ def map_table(
                 repairs.append(
                     f"{table}.{column}: {plural(empty.sum(), 'empty value')} set to {value!r}"
                 )
-        else:
+    if spec.distinct:
+        out = _distinct(table, out, spec, repairs)
+    # Columns the export lacks are constants: set after the distinct step, so the count is of
+    # the table's own rows (6 reps, not the 2,399 deal rows they came from).
+    for column, value in spec.defaults.items():
+        if column not in out:
             out[column] = value
             repairs.append(
                 f"{table}.{column}: not in the export, set to {value!r} in all {plural(len(out), 'row')}"
             )
-    if spec.distinct:
-        out = _distinct(table, out, spec, repairs)
     return out
 
 
